@@ -1,0 +1,60 @@
+# The two commands of README.md's quick start:
+#   make train   set up .venv/ and train TUNIT on the embedded digits (pictures + metrics in runs/digits)
+#   make test    set up .venv/ and run every test: notebooks and library in step, nbdev_test, pytest
+# Both are idempotent: the environment is rebuilt only when settings.ini or setup.py change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN ?= runs/digits
+
+.PHONY: setup train test test-nbs test-sync test-py test-slow export clean-nbs readme docs
+
+setup: $(STAMP)
+
+$(STAMP): settings.ini setup.py pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+train: $(STAMP)
+	$(BIN)/tunit train --data digits --out $(RUN)
+
+# Library and notebooks must agree: exporting and cleaning may change nothing.
+test-sync: $(STAMP)
+	@before=$$(find nbs tunit_nb -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs sha256sum); \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && \
+	after=$$(find nbs tunit_nb -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs sha256sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev_export/nbdev_clean changed these files: commit the notebooks cleaned and the library exported:"; \
+	  diff <(echo "$$before") <(echo "$$after") | grep '^[<>]' | awk '{print "  " $$3}' | sort -u; exit 1; \
+	else echo "Library and notebooks are in step."; fi
+
+test-nbs: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+test-py: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# pytest runs last so that its closing line ("N passed") ends the output.
+test: test-sync test-nbs test-py
+
+test-slow: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 1 --flags slow
+	$(BIN)/python -m pytest -q -m slow tests
+
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto; this route does not).
+readme: $(STAMP)
+	$(BIN)/nbdev_proc_nbs
+	$(BIN)/jupyter nbconvert --to markdown --log-level WARN _proc/index.ipynb --output-dir _proc/readme
+	cp _proc/readme/index.md README.md
+
+# Needs Quarto (https://quarto.org); GitHub Actions renders and publishes the site.
+docs: $(STAMP)
+	$(BIN)/nbdev_docs
