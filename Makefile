@@ -47,13 +47,13 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
 
 export: $(STAMP)
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/nbdev_sidebar
 
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto; this route does not).
 readme: $(STAMP)
 	$(BIN)/nbdev_proc_nbs
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN _proc/index.ipynb --output-dir _proc/readme
-	cp _proc/readme/index.md README.md
+	$(BIN)/python tools/make_readme.py
 
 # Needs Quarto (https://quarto.org); GitHub Actions renders and publishes the site.
 docs: $(STAMP)
