@@ -1,0 +1,91 @@
+"Tests of tunit_nb.generator: shapes, range, sizes, AdaIN, parameter counts, encode/decode reuse."
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tunit_nb.data import Digits
+from tunit_nb.generator import Generator, adain, check_size, mix_grid
+
+
+def n_params(m): return sum(p.numel() for p in m.parameters())
+
+
+@pytest.fixture(scope='module')
+def x32():
+    return Digits('heldout', size=32).images[:4].float() / 127.5 - 1
+
+
+@pytest.mark.parametrize('size', [32, 64, 128, 256])
+def test_shapes_and_range(size):
+    torch.manual_seed(0)
+    G = Generator(size, sty_dim=16, width=8, n_res=1, mlp_dim=16)
+    x, s = torch.rand(2, 3, size, size) * 2 - 1, torch.randn(2, 16)
+    content = G.encode(x)
+    assert content.shape == (2, 8 * size // 16, 16, 16)
+    y = G.decode(content, s)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1  # tanh; float32 rounds |y| near 1 to 1
+
+
+@pytest.mark.parametrize('size', [0, 16, 31, 48, 100, 96, 33.0, '64'])
+def test_rejects_bad_sizes(size):
+    with pytest.raises(ValueError, match='power of two >= 32'):
+        Generator(size)
+    with pytest.raises(ValueError):
+        check_size(size)
+
+
+def test_reference_parameter_counts():
+    # reference (clovaai/tunit, nf 64 below 256 px, MLP 256, 2 res blocks, style 128): G 7.1 M at 64 px
+    assert n_params(Generator(64)) == 7_143_299
+    assert abs(n_params(Generator(64)) / 7.1e6 - 1) < 0.05
+    assert n_params(Generator(32)) < n_params(Generator(64)) < n_params(Generator(128))
+
+
+def test_adain_statistics():
+    torch.manual_seed(0)
+    h = torch.randn(3, 5, 8, 8) * 4 + 2
+    scale, bias = torch.rand(3, 5) + 0.5, torch.randn(3, 5)
+    out = adain(h, scale, bias)
+    var, mean = torch.var_mean(out, dim=(2, 3), correction=0)
+    torch.testing.assert_close(mean, bias, atol=1e-4, rtol=0)
+    torch.testing.assert_close(var.sqrt(), scale, atol=1e-3, rtol=0)
+
+
+def test_adain_channels_last():
+    h = torch.randn(2, 4, 8, 8)
+    scale, bias = torch.rand(2, 4), torch.randn(2, 4)
+    torch.testing.assert_close(adain(h.to(memory_format=torch.channels_last), scale, bias), adain(h, scale, bias))
+
+
+def test_decode_reuses_content(x32):
+    torch.manual_seed(0)
+    G = Generator(32, sty_dim=16, width=8, n_res=1, mlp_dim=16)
+    s1, s2 = torch.randn(4, 16), torch.randn(4, 16)
+    content = G.encode(x32)
+    torch.testing.assert_close(G.decode(content, s1), G(x32, s1))
+    torch.testing.assert_close(G.decode(content, s2), G(x32, s2))
+    with pytest.raises(ValueError, match='one style per content map'):
+        G.decode(content, s1[:2])
+
+
+def test_style_changes_output_and_gradients_flow(x32):
+    torch.manual_seed(0)
+    G = Generator(32, sty_dim=16, width=8, n_res=1, mlp_dim=16)
+    s = torch.randn(4, 16, requires_grad=True)
+    y = G(x32, s)
+    assert (y - G(x32, torch.randn(4, 16))).abs().mean() > 1e-3
+    F.l1_loss(y, x32).backward()
+    assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+    assert all(p.grad is not None for p in G.parameters())
+
+
+def test_mix_grid_layout(x32):
+    G = Generator(32, sty_dim=16, width=8, n_res=1, mlp_dim=16)
+    ref_style = torch.randn(3, 16)
+    grid = mix_grid(G, x32[:2], x32[:3], ref_style)
+    assert grid.shape == (3 * 4, 3, 32, 32)
+    torch.testing.assert_close(grid[1:4], x32[:3])           # first row: references
+    torch.testing.assert_close(grid[4], x32[0])              # first column: sources
+    with torch.no_grad():
+        torch.testing.assert_close(grid[4 + 2], G(x32[:1], ref_style[1:2])[0])
