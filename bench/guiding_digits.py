@@ -1,0 +1,71 @@
+"""Benchmark: E finds the 10 digit classes without labels.
+
+Trains E's warm-up phase (`TrainConfig.preset('digits')`) on the digits training split (1,437 images,
+labels never used), evaluates the argmax of the selected domain head on the held-out split (360 images)
+with Hungarian accuracy, NMI and ARI, for several seeds. For comparison it clusters the same held-out
+images' raw 8x8 pixels (64 values) with k-means and spectral clustering.
+Ends with one line: accuracy=<mean over seeds> nmi=<...> ari=<...> seconds=<wall per seed> kmeans_accuracy=<...>
+
+    python bench/guiding_digits.py [--seeds 0 1 2] [--iters N] [--threads 1]
+"""
+import argparse, time, warnings
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans, SpectralClustering
+from sklearn.datasets import load_digits
+
+from tunit_nb.data import Digits
+from tunit_nb.evaluation import cluster_metrics
+from tunit_nb.training import TrainConfig, train_guiding, predict, check_clusters
+
+
+def raw_pixel_baselines(held:Digits):
+    "k-means and spectral clustering of the held-out images' raw 8x8 pixels."
+    pixels = load_digits().data[held.indices]                                   # (360, 64)
+    kmeans = KMeans(10, n_init=10, random_state=0).fit_predict(pixels)
+    spectral = SpectralClustering(10, affinity='nearest_neighbors', random_state=0).fit_predict(pixels)
+    return cluster_metrics(held.targets, kmeans), cluster_metrics(held.targets, spectral)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=None, help='warm-up steps (default: the preset)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads; 1 is fastest on a 2-core machine shared with other work')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg0 = TrainConfig.preset('digits')
+    print(f'config: {cfg0}')
+    train, held = Digits('train', size=cfg0.size), Digits('heldout', size=cfg0.size)
+    x_held = held.images.float() / 127.5 - 1
+    kmeans, spectral = raw_pixel_baselines(held)
+    print(f"raw 8x8 pixels of the {len(held)} held-out images: "
+          f"k-means accuracy={kmeans['clustering_accuracy']:.3f} nmi={kmeans['nmi']:.3f} ari={kmeans['ari']:.3f}; "
+          f"spectral accuracy={spectral['clustering_accuracy']:.3f} nmi={spectral['nmi']:.3f} ari={spectral['ari']:.3f}")
+    results = []
+    for seed in args.seeds:
+        cfg = TrainConfig.preset('digits', seed=seed)
+        def progress(it, parts, run):  # held-out figures along the way, for the record only (training never sees them)
+            if it % 250 == 0:
+                m = cluster_metrics(held.targets, predict(run.guiding_net, x_held))
+                print(f"  seed {seed} iteration {it}: {run.history[-1]['seconds']:.0f} s, iic={parts['iic']:.3f}, "
+                      f"held-out accuracy of head {int(run.guiding_net.head)}={m['clustering_accuracy']:.3f}", flush=True)
+        t0 = time.time()
+        run = train_guiding(cfg, train, iters=args.iters, callback=progress)
+        seconds = time.time() - t0
+        pseudo = predict(run.guiding_net, x_held)
+        check_clusters(pseudo, cfg.k, 'the held-out digits')
+        m = cluster_metrics(held.targets, pseudo)
+        results.append({**m, 'seconds': seconds})
+        print(f"seed {seed}: accuracy={m['clustering_accuracy']:.3f} nmi={m['nmi']:.3f} ari={m['ari']:.3f} "
+              f"seconds={seconds:.0f} iters={len(run.history)} head={int(run.guiding_net.head)} "
+              f"head_iic={[round(v, 3) for v in run.head_losses]}", flush=True)
+    mean = lambda k: np.mean([r[k] for r in results])
+    print(f"accuracy={mean('clustering_accuracy'):.3f} nmi={mean('nmi'):.3f} ari={mean('ari'):.3f} "
+          f"seconds={mean('seconds'):.0f} kmeans_accuracy={kmeans['clustering_accuracy']:.3f}")
+
+
+if __name__ == '__main__':
+    main()
