@@ -17,9 +17,9 @@ from torchvision.transforms import v2
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['IMG_EXTENSIONS', 'split_indices', 'Digits', 'to_unit', 'show_images', 'find_images', 'to_rgb', 'load_rgb',
-           'UnreadableImageWarning', 'ImageFolder', 'save_images', 'Augment', 'TwoViews', 'one_view', 'make_loader',
-           'get_dataset']
+__all__ = ['IMG_EXTENSIONS', 'split_indices', 'Digits', 'to_unit', 'to_signed', 'show_images', 'find_images', 'to_rgb',
+           'load_rgb', 'UnreadableImageWarning', 'ImageFolder', 'save_images', 'Augment', 'TwoViews', 'one_view',
+           'make_loader', 'get_dataset']
 
 # %% ../nbs/00_data.ipynb #c52aef86
 def split_indices(targets, heldout:float=0.2, seed:int=0):
@@ -63,6 +63,10 @@ def to_unit(images:torch.Tensor):
     "Images as floats in [0, 1], from uint8 or from the networks' [-1, 1]."
     if images.dtype == torch.uint8: return images.float() / 255
     return (images.detach().float().cpu() + 1).clamp(0, 2) / 2
+
+def to_signed(images:torch.Tensor):
+    "Images as floats in [-1, 1] (what the networks see), from uint8 or already in [-1, 1]."
+    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
 
 def show_images(images:torch.Tensor, # (n, 3, h, w) images, uint8 or in [-1, 1]
                 nrow:int=8,          # images per row

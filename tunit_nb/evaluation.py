@@ -21,6 +21,8 @@ from sklearn.metrics.cluster import contingency_matrix
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
+from .data import to_signed
+
 # %% auto #0
 __all__ = ['FID_WEIGHTS_URL', 'FID_WEIGHTS_FILE', 'match_clusters', 'cluster_accuracy', 'cluster_metrics', 'confusion',
            'plot_confusion', 'tsne_embed', 'plot_tsne', 'frechet_distance', 'fid_features', 'fid',
@@ -168,10 +170,6 @@ def frechet_distance(feat_a,  # (n, d) features of one image set
         return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
 
 # %% ../nbs/08_evaluation.ipynb #b964195f
-def _as_float_images(x):
-    "uint8 images -> floats in [-1, 1]; float images unchanged."
-    return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
-
 def _device_of(extractor):
     "The device of a module's first parameter or buffer; CPU for plain functions."
     if isinstance(extractor, torch.nn.Module):
@@ -190,7 +188,7 @@ def fid_features(images,              # (n, 3, h, w) uint8, or floats in [-1, 1]
     "Features of a set of images, computed in batches without gradients."
     images = torch.as_tensor(images)
     device = _device_of(extractor) if device is None else torch.device(device)
-    feats = [torch.as_tensor(extractor(_as_float_images(images[i:i + batch_size].to(device)))).flatten(1).double().cpu()
+    feats = [torch.as_tensor(extractor(to_signed(images[i:i + batch_size].to(device)))).flatten(1).double().cpu()
              for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False)]
     if not feats: raise ValueError("no images")
     return torch.cat(feats).numpy()
@@ -284,8 +282,8 @@ def mfid(translate,          # callable(x_src, x_ref) -> fake: (b, 3, h, w) batc
         refs = np.resize(rng.permutation(refs), len(sources))   # each reference used equally often (up to one)
         fake = []
         for i in range(0, len(sources), batch_size):
-            x_src = _as_float_images(eval_images[torch.as_tensor(sources[i:i + batch_size])].to(device))
-            x_ref = _as_float_images(ref_images[torch.as_tensor(refs[i:i + batch_size])].to(device))
+            x_src = to_signed(eval_images[torch.as_tensor(sources[i:i + batch_size])].to(device))
+            x_ref = to_signed(ref_images[torch.as_tensor(refs[i:i + batch_size])].to(device))
             fake.append(fid_features(translate(x_src, x_ref), extractor, batch_size, device))
         per_domain[k] = frechet_distance(real, np.concatenate(fake))
     return {'fid_per_domain': per_domain, 'mfid': float(np.mean(list(per_domain.values()))) if per_domain else float('nan')}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Augment, make_loader
+from .data import Augment, make_loader, to_signed
 from .guiding import GuidingNet, VGG11, small_vgg, ema_copy, ema_update
 from .mi import iic_loss
 from .contrastive import contrastive_loss, KeyQueue
@@ -149,20 +149,17 @@ def check_clusters(pseudo_labels:torch.Tensor,  # (n,) pseudo-labels
     return False
 
 # %% ../nbs/07_training.ipynb #63fcc1c8
-def _as_float(images:torch.Tensor):
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
-
 def image_batches(dataset, batch_size:int, seed:int=0, device='cpu'):
     "Endless shuffled batches of images in [-1, 1] from `dataset` (items: image tensors or (image, target))."
     images = getattr(dataset, 'images', None)
     if images is not None and getattr(dataset, 'transform', None) is None:  # in memory: index directly
-        images, g = _as_float(images).to(device), torch.Generator().manual_seed(seed)
+        images, g = to_signed(images).to(device), torch.Generator().manual_seed(seed)
         while True:
             for idx in torch.randperm(len(images), generator=g).split(batch_size):
                 if len(idx) == batch_size: yield images[idx.to(device)]
     while True:
         for batch in make_loader(dataset, batch_size, train=True, seed=seed):
-            yield _as_float(batch[0] if isinstance(batch, (list, tuple)) else batch).to(device)
+            yield to_signed(batch[0] if isinstance(batch, (list, tuple)) else batch).to(device)
 
 @dataclass
 class GuidingRun:
