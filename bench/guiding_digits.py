@@ -15,7 +15,7 @@ import torch
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.datasets import load_digits
 
-from tunit_nb.data import Digits
+from tunit_nb.data import Digits, to_signed
 from tunit_nb.evaluation import cluster_metrics
 from tunit_nb.training import TrainConfig, train_guiding, predict, check_clusters
 
@@ -39,7 +39,7 @@ def main():
     cfg0 = TrainConfig.preset('digits')
     print(f'config: {cfg0}')
     train, held = Digits('train', size=cfg0.size), Digits('heldout', size=cfg0.size)
-    x_held = held.images.float() / 127.5 - 1
+    x_held = to_signed(held.images)
     kmeans, spectral = raw_pixel_baselines(held)
     print(f"raw 8x8 pixels of the {len(held)} held-out images: "
           f"k-means accuracy={kmeans['clustering_accuracy']:.3f} nmi={kmeans['nmi']:.3f} ari={kmeans['ari']:.3f}; "
@@ -49,18 +49,18 @@ def main():
         cfg = TrainConfig.preset('digits', seed=seed)
         def progress(it, parts, run):  # held-out figures along the way, for the record only (training never sees them)
             if it % 250 == 0:
-                m = cluster_metrics(held.targets, predict(run.guiding_net, x_held))
-                print(f"  seed {seed} iteration {it}: {run.history[-1]['seconds']:.0f} s, iic={parts['iic']:.3f}, "
-                      f"held-out accuracy of head {int(run.guiding_net.head)}={m['clustering_accuracy']:.3f}", flush=True)
+                m = cluster_metrics(held.targets, predict(run.model.guiding, x_held))
+                print(f"  seed {seed} iteration {it}: {run.seconds:.0f} s, iic={parts['iic']:.3f}, "
+                      f"held-out accuracy of head {int(run.model.guiding.head)}={m['clustering_accuracy']:.3f}", flush=True)
         t0 = time.time()
         run = train_guiding(cfg, train, iters=args.iters, callback=progress)
         seconds = time.time() - t0
-        pseudo = predict(run.guiding_net, x_held)
+        pseudo = predict(run.model.guiding, x_held)
         check_clusters(pseudo, cfg.k, 'the held-out digits')
         m = cluster_metrics(held.targets, pseudo)
         results.append({**m, 'seconds': seconds})
         print(f"seed {seed}: accuracy={m['clustering_accuracy']:.3f} nmi={m['nmi']:.3f} ari={m['ari']:.3f} "
-              f"seconds={seconds:.0f} iters={len(run.history)} head={int(run.guiding_net.head)} "
+              f"seconds={seconds:.0f} iters={run.iteration} head={int(run.model.guiding.head)} "
               f"head_iic={[round(v, 3) for v in run.head_losses]}", flush=True)
     mean = lambda k: np.mean([r[k] for r in results])
     print(f"accuracy={mean('clustering_accuracy'):.3f} nmi={mean('nmi'):.3f} ari={mean('ari'):.3f} "

@@ -17,7 +17,7 @@ def test_short_warmup_beats_chance():
     cfg = TrainConfig.preset('digits', seed=0)
     run = train_guiding(cfg, Digits('train', size=cfg.size), iters=400, check_every=0)
     held = Digits('heldout', size=cfg.size)
-    pseudo = predict(run.guiding_net, held.images.float() / 127.5 - 1)
+    pseudo = predict(run.model.guiding, held.images.float() / 127.5 - 1)
     m = cluster_metrics(held.targets, pseudo)
     assert m['clustering_accuracy'] > 0.4 and m['nmi'] > 0.4, m
     assert len(run.head_losses) == cfg.n_heads and min(run.head_losses) < -0.5

@@ -1,0 +1,103 @@
+"Training runs end to end on the CPU: exact resume, checkpoint fallback, non-finite losses, image folders."
+import json, warnings
+
+import pytest
+import torch
+
+from tunit_nb.data import Digits, save_images
+from tunit_nb.training import (Checkpoints, CheckpointWarning, NonFiniteLossError, TrainConfig, Trainer,
+                               load_checkpoint, load_run, train, training_images)
+
+torch.set_num_threads(1)
+
+
+def _weights(run):
+    state, _ = Checkpoints(run / 'checkpoints').load()
+    return state
+
+
+def _assert_same_state(a, b):
+    assert a['iteration'] == b['iteration']
+    for name in a['model']:
+        assert torch.equal(a['model'][name], b['model'][name]), name
+    for opt in ('opt_e', 'opt_g', 'opt_d'):
+        for sa, sb in zip(a[opt]['state'].values(), b[opt]['state'].values()):
+            for key in sa: assert torch.equal(torch.as_tensor(sa[key]), torch.as_tensor(sb[key])), (opt, key)
+    assert a['order'] == b['order']
+
+
+def test_resume_is_exact_bit_for_bit(tmp_path):
+    "2N steps straight equal N steps, a resume from the checkpoint, and N more (CPU: bit for bit), across both phases."
+    cfg = TrainConfig.preset('tiny', warmup_iters=20, iters=40, checkpoint_every=10)
+    train(cfg, tmp_path / 'straight', progress=False, evaluate=False)
+    train(TrainConfig.preset('tiny', warmup_iters=20, iters=15, checkpoint_every=10), tmp_path / 'split',
+          progress=False, evaluate=False)                                   # stops inside the warm-up
+    train(cfg, tmp_path / 'split', resume=True, progress=False, evaluate=False)
+    _assert_same_state(_weights(tmp_path / 'straight'), _weights(tmp_path / 'split'))
+    logs = [[json.loads(l)['iteration'] for l in (tmp_path / run / 'log.jsonl').read_text().splitlines()]
+            for run in ('straight', 'split')]
+    assert logs[0] == logs[1] == list(range(5, 41, 5))                    # one record per log_every, none twice
+
+
+def test_resume_from_an_image_folder_is_exact(tmp_path):
+    "The DataLoader path (image files, worker processes) resumes the data order exactly too."
+    digits = Digits('all', size=32)
+    save_images(digits.images[:120], tmp_path / 'data')
+    kw = dict(data=str(tmp_path / 'data'), warmup_iters=6, checkpoint_every=4, workers=1)
+    train(TrainConfig.preset('tiny', iters=12, **kw), tmp_path / 'a', progress=False, evaluate=False)
+    train(TrainConfig.preset('tiny', iters=8, **kw), tmp_path / 'b', progress=False, evaluate=False)
+    train(TrainConfig.preset('tiny', iters=12, **kw), tmp_path / 'b', resume=True, progress=False, evaluate=False)
+    _assert_same_state(_weights(tmp_path / 'a'), _weights(tmp_path / 'b'))
+
+
+def test_unreadable_latest_checkpoint_falls_back_to_previous(tmp_path):
+    cfg = TrainConfig.preset('tiny', warmup_iters=10, iters=20, checkpoint_every=10)
+    train(cfg, tmp_path / 'run', progress=False, evaluate=False)
+    newest = tmp_path / 'run' / 'checkpoints' / 'iter-0000020.pt'
+    newest.write_bytes(newest.read_bytes()[:1000])                          # truncated, as by a full disk
+    with pytest.warns(CheckpointWarning, match='iter-0000020.pt'):
+        train(TrainConfig.preset('tiny', warmup_iters=10, iters=20, checkpoint_every=10), tmp_path / 'run',
+              resume=True, progress=False, evaluate=False)
+    assert load_checkpoint(newest)['iteration'] == 20                      # retrained from 10 and rewritten
+
+
+def test_non_finite_loss_stops_with_the_loss_and_iteration_named():
+    cfg = TrainConfig.preset('tiny', warmup_iters=2, iters=6)
+    trainer = Trainer(cfg, Digits('train', size=32))
+    for _ in range(3): trainer.step()
+    trainer.flush()
+    with torch.no_grad():
+        for p in trainer.model.discriminator.parameters(): p.fill_(float('nan'))
+    trainer.step()
+    with pytest.raises(NonFiniteLossError, match=r"'d_\w+' became nan at iteration 4"):
+        trainer.flush()
+    with pytest.raises(NonFiniteLossError):                                 # and no checkpoint can be taken of it
+        trainer.step(); trainer.state_dict()
+
+
+def test_run_folder_rules(tmp_path):
+    cfg = TrainConfig.preset('tiny', warmup_iters=4, iters=6, checkpoint_every=3)
+    train(cfg, tmp_path / 'run', progress=False, evaluate=False)
+    with pytest.raises(FileExistsError, match='--resume'): train(cfg, tmp_path / 'run', progress=False)
+    with pytest.raises(ValueError, match='lr_g'):
+        train(TrainConfig.preset('tiny', warmup_iters=4, iters=6, lr_g=0.5), tmp_path / 'run', resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match='nothing to resume'):
+        train(cfg, tmp_path / 'other', resume=True, progress=False)
+    train(cfg, tmp_path / 'run', force=True, progress=False, evaluate=False)  # overwrite
+    assert sorted(p.name for p in (tmp_path / 'run' / 'checkpoints').iterdir()) == ['iter-0000003.pt', 'iter-0000006.pt', 'latest']
+    with pytest.raises(FileNotFoundError, match='not a run folder'): load_run(tmp_path / 'other')
+
+
+def test_batch_larger_than_data_is_refused_before_training(tmp_path):
+    save_images(Digits('all', size=32).images[:20], tmp_path / 'data')
+    with pytest.raises(ValueError, match='fewer than one batch of 32'):
+        train(TrainConfig.preset('tiny', data=str(tmp_path / 'data')), tmp_path / 'run', progress=False)
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('size', 48, 'power of two'), ('size', 16, '>= 32'), ('k', 1, 'at least 2'), ('batch_size', 1, 'at least 2'),
+    ('heldout', 1.0, 'heldout'), ('backbone', 'resnet', 'backbone'), ('device', 'tpu', 'device')])
+def test_bad_settings_are_named(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        cfg = TrainConfig.preset('tiny', **{field: value})
+        Trainer(cfg, Digits('train', size=32))
