@@ -1,5 +1,5 @@
 # The two commands of README.md's quick start:
-#   make train   set up .venv/ and train TUNIT's guiding network on the embedded digits (clustering metrics)
+#   make train   set up .venv/ and train TUNIT on the embedded digits (run folder with pictures and metrics)
 #   make test    set up .venv/ and run every test: notebooks and library in step, nbdev_test, pytest
 # Both are idempotent: the environment is rebuilt only when settings.ini or setup.py change.
 SHELL := /bin/bash
@@ -20,9 +20,10 @@ $(STAMP): settings.ini setup.py pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-# Until the GAN phase and `tunit train` land, the main job is E's warm-up on the digits (3 seeds, metrics printed).
+# The main job: TUNIT on the embedded digits (E's warm-up, then the GAN); pictures and metrics.json in $(RUN).
+# Run again, it continues (or only re-evaluates) the run there.
 train: $(STAMP)
-	$(BIN)/python bench/guiding_digits.py
+	$(BIN)/tunit train --data digits --out $(RUN) $$(test -f $(RUN)/config.json && echo --resume)
 
 # Library and notebooks must agree: exporting and cleaning may change nothing.
 test-sync: $(STAMP)

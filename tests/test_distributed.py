@@ -53,3 +53,18 @@ def test_two_processes_train_identically_share_the_queue_and_resume_alone(tmp_pa
     # rank 0's checkpoint resumes in a single process
     train(TrainConfig.preset('tiny', **{**CFG, 'iters': 10}), out, resume=True, progress=False, evaluate=False)
     assert Checkpoints(tmp_path / 'run' / 'checkpoints').load()[0]['iteration'] == 10
+
+
+def test_torchrun_launches_the_command_line_on_two_cpu_processes(tmp_path):
+    "The documented launch: torchrun -m tunit_nb.cli train ...; rank 0 alone writes and prints."
+    import subprocess, sys
+    from pathlib import Path
+    torchrun = Path(sys.executable).parent / 'torchrun'
+    result = subprocess.run([str(torchrun), '--nproc_per_node=2', '--master_port', str(_free_port()), '-m', 'tunit_nb.cli',
+                             'train', '--preset', 'tiny', '--warmup-iters', '3', '--iters', '6', '--checkpoint-every', '3',
+                             '--device', 'cpu', '--out', str(tmp_path / 'run'), '--quiet', '--no-eval'],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('run folder:') == 1 and '2 processes' in result.stdout
+    state = Checkpoints(tmp_path / 'run' / 'checkpoints').load()[0]
+    assert state['iteration'] == 6 and len(state['rng']) == 2

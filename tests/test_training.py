@@ -101,3 +101,12 @@ def test_bad_settings_are_named(field, value, message):
     with pytest.raises(ValueError, match=message):
         cfg = TrainConfig.preset('tiny', **{field: value})
         Trainer(cfg, Digits('train', size=32))
+
+
+def test_evaluation_every_n_steps_appends_to_evals_jsonl(tmp_path):
+    cfg = TrainConfig.preset('tiny', warmup_iters=4, iters=12, eval_every=5, checkpoint_every=6)
+    metrics = train(cfg, tmp_path / 'run', progress=False)
+    evals = [json.loads(l) for l in (tmp_path / 'run' / 'evals.jsonl').read_text().splitlines()]
+    assert [e['iteration'] for e in evals] == [5, 10]
+    assert set(evals[0]) >= {'clustering_accuracy', 'translation_accuracy', 'cluster_sizes'}
+    assert set(metrics) <= set(json.loads((tmp_path / 'run' / 'metrics.json').read_text()))
