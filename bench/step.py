@@ -8,7 +8,8 @@ Ends with one line: s_per_iter=<median> peak_rss_mb=<peak resident memory of thi
     python bench/step.py --compare      # each mode in its own process, then their speed relative to eager fp32
 
 Modes: eager (fp32, the default), channels_last, compile (torch.compile of E and G), bf16 (autocast; on the
-CPU only where the processor has fast bf16), all (the three together).
+CPU only where the processor has fast bf16), all (channels_last and bf16), compile_bf16 (on the CPU with
+torch 2.14 the compiled bf16 E yields NaN at the second step, which the trainer's non-finite check reports).
 """
 import argparse, re, resource, statistics, subprocess, sys, time
 
@@ -18,7 +19,7 @@ from tunit_nb.data import Digits
 from tunit_nb.training import PRESETS, TrainConfig, Trainer
 
 MODES = dict(eager={}, channels_last=dict(channels_last=True), compile=dict(compile=True), bf16=dict(amp='bf16'),
-             all=dict(channels_last=True, compile=True, amp='bf16'))
+             all=dict(channels_last=True, amp='bf16'), compile_bf16=dict(compile=True, amp='bf16'))
 
 
 def run(args):
@@ -73,7 +74,7 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--mode', default='eager', choices=list(MODES))
     parser.add_argument('--compare', action='store_true', help='run each of --modes in its own process and compare')
-    parser.add_argument('--modes', nargs='+', default=list(MODES), choices=list(MODES))
+    parser.add_argument('--modes', nargs='+', default=['eager', 'channels_last', 'compile', 'bf16', 'all'], choices=list(MODES))
     args = parser.parse_args()
     compare(args) if args.compare else run(args)
 
