@@ -149,8 +149,9 @@ def test_user_errors_are_one_line_and_exit_2(run, folders, tmp_path, capsys, arg
     assert message in err and one_error_line(err), err
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
-    "SIGTERM (what schedulers send) stops training at a checkpoint with status 143; `--resume` alone continues."
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path, signum, status):
+    "SIGTERM (what schedulers send) or SIGINT (Ctrl-C) stops training at a checkpoint (status 143, 130); `--resume` alone continues."
     out = tmp_path / 'run'
     process = subprocess.Popen([*TUNIT, 'train', '--preset', 'tiny', '--iters', '100000', '--out', str(out), '--quiet'],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -158,10 +159,10 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
     while not ((out / 'log.jsonl').exists() and (out / 'log.jsonl').read_text()) and time.time() < deadline:
         assert process.poll() is None, process.communicate()
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert 'SIGTERM received' in stderr and '--resume' in stderr and 'Traceback' not in stderr
+    assert process.returncode == status, stderr
+    assert f'{signal.Signals(signum).name} received' in stderr and '--resume' in stderr and 'Traceback' not in stderr
     stopped = int((out / 'checkpoints' / 'latest').read_text()[5:12])
     assert stopped >= 5
     result = tunit('train', '--out', out, '--resume', '--iters', stopped + 2, '--quiet', '--no-eval')
@@ -173,3 +174,25 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
 def test_a_failed_start_leaves_no_run_behind(tmp_path, capsys):
     assert main(['train', '--preset', 'tiny', '--batch-size', '5000', '--out', str(tmp_path / 'run'), '--quiet']) == 2
     assert not (tmp_path / 'run' / 'config.json').exists()
+
+
+def test_sigkill_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
+    "A hard kill cannot be caught: the newest checkpoint is whole (written atomically) and the run resumes from it."
+    out = tmp_path / 'run'
+    process = subprocess.Popen([*TUNIT, 'train', '--preset', 'tiny', '--iters', '100000', '--checkpoint-every', '10',
+                                '--log-every', '5', '--out', str(out), '--quiet'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    while not (out / 'checkpoints' / 'latest').exists() and time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    time.sleep(1.5)                                               # well into the steps after a checkpoint
+    process.kill(); process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    saved = int((out / 'checkpoints' / 'latest').read_text()[5:12])
+    logged = [json.loads(l)['iteration'] for l in (out / 'log.jsonl').read_text().splitlines()]
+    assert saved % 10 == 0 and max(logged) >= saved               # what was logged past the checkpoint is lost
+    result = tunit('train', '--out', out, '--resume', '--iters', saved + 10, '--quiet', '--no-eval')
+    assert result.returncode == 0, result.stderr
+    logged = [json.loads(l)['iteration'] for l in (out / 'log.jsonl').read_text().splitlines()]
+    assert logged == list(range(5, saved + 11, 5))                # continued from the checkpoint, no step logged twice
