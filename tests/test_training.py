@@ -110,3 +110,14 @@ def test_evaluation_every_n_steps_appends_to_evals_jsonl(tmp_path):
     assert [e['iteration'] for e in evals] == [5, 10]
     assert set(evals[0]) >= {'clustering_accuracy', 'translation_accuracy', 'cluster_sizes'}
     assert set(metrics) <= set(json.loads((tmp_path / 'run' / 'metrics.json').read_text()))
+
+
+def test_losses_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
+    import tunit_nb.training as training
+    scalars = []
+    class Writer:
+        def add_scalar(self, name, value, step): scalars.append((name, step))
+        def close(self): scalars.append('closed')
+    monkeypatch.setattr(training, '_tensorboard', lambda out: Writer())
+    train(TrainConfig.preset('tiny', warmup_iters=4, iters=10), tmp_path / 'run', progress=False, evaluate=False)
+    assert ('loss/g_adv', 10) in scalars and ('loss/iic', 5) in scalars and scalars[-1] == 'closed'
