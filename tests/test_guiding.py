@@ -14,7 +14,7 @@ from tunit_nb.training import (TrainConfig, train_guiding, predict, check_cluste
 def test_short_warmup_beats_chance():
     "400 steps of the digits recipe (under a minute) already cluster held-out digits far better than chance (0.1-0.15)."
     torch.set_num_threads(1)
-    cfg = TrainConfig.preset('digits', seed=0)
+    cfg = TrainConfig.preset('digits', seed=0, restarts=1)
     run = train_guiding(cfg, Digits('train', size=cfg.size), iters=400, check_every=0)
     held = Digits('heldout', size=cfg.size)
     pseudo = predict(run.model.guiding, held.images.float() / 127.5 - 1)

@@ -39,6 +39,21 @@ def test_resume_is_exact_bit_for_bit(tmp_path):
     assert logs[0] == logs[1] == list(range(5, 41, 5))                    # one record per log_every, none twice
 
 
+def test_restarts_resume_exactly(tmp_path):
+    "Checkpoints inside the second and the third of E's trial runs (the best trial so far kept in them) resume bit for bit."
+    kw = dict(warmup_iters=20, restarts=3, restart_iters=4, checkpoint_every=6)
+    train(TrainConfig.preset('tiny', iters=24, **kw), tmp_path / 'straight', progress=False, evaluate=False)
+    train(TrainConfig.preset('tiny', iters=6, **kw), tmp_path / 'split', progress=False, evaluate=False)
+    mid = _weights(tmp_path / 'split')                                       # iteration 6: inside the second trial
+    assert mid['iteration'] == 6 and len(mid['restart_losses']) == 1 and mid['best_start'] is not None
+    for iters in (10, 24):                                                   # 10: inside the third trial
+        train(TrainConfig.preset('tiny', iters=iters, **kw), tmp_path / 'split', resume=True, progress=False,
+              evaluate=False)
+    _assert_same_state(_weights(tmp_path / 'straight'), _weights(tmp_path / 'split'))
+    end = _weights(tmp_path / 'straight')
+    assert len(end['restart_losses']) == 3 and end['best_start'] is None    # the choice made, the copy dropped
+
+
 def test_resume_from_an_image_folder_is_exact(tmp_path):
     "The DataLoader path (image files, worker processes) resumes the data order exactly too."
     digits = Digits('all', size=32)
