@@ -61,11 +61,12 @@ class DBlock(nn.Module):
         r = self.conv2(self.norm2(r))
         return (self.shortcut(x) + r) * (1 / math.sqrt(2))
 
-# %% ../nbs/05_discriminator.ipynb #9dddcddd
+# %% ../nbs/05_discriminator.ipynb #3c5f0abb
 class WholeConv(nn.Conv2d):
     "An unpadded `nn.Conv2d` computed as one matrix product when its kernel covers the whole input (same weights)."
     def forward(self, x):  # (b, c_in, h, w) -> (b, c_out, h - k + 1, w - k + 1)
-        if tuple(x.shape[-2:]) != self.kernel_size or self.padding != (0, 0) or self.groups != 1:
+        if (tuple(x.shape[-2:]) != self.kernel_size or self.padding != (0, 0) or self.dilation != (1, 1)
+                or self.groups != 1):
             return super().forward(x)
         return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
 

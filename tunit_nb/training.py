@@ -24,7 +24,7 @@ from .losses import d_loss, g_loss
 
 # %% auto #0
 __all__ = ['RUN_FIELDS', 'PRESETS', 'TrainConfig', 'validate_config', 'make_guiding_net', 'guiding_loss', 'guiding_terms',
-           'predict', 'head_losses', 'select_head', 'ClusterCollapseWarning', 'cluster_sizes', 'check_clusters',
+           'predict', 'head_iic_losses', 'select_head', 'ClusterCollapseWarning', 'cluster_sizes', 'check_clusters',
            'distributed', 'setup_distributed', 'resolve_device', 'Tunit', 'images_of', 'DataOrder',
            'NonFiniteLossError', 'Trainer', 'config_differences', 'train_guiding', 'plot_history', 'plot_clusters',
            'write_atomic', 'write_json', 'CheckpointWarning', 'load_checkpoint', 'Checkpoints', 'TrainingInterrupted',
@@ -200,7 +200,7 @@ def guiding_terms(heads:dict,              # `all_heads` of E on x then its r vi
              + cfg.w_balance * parts['balance'])
     return total, {**{n: v.detach() for n, v in parts.items()}, 'keys': keys}
 
-# %% ../nbs/07_training.ipynb #53020b92
+# %% ../nbs/07_training.ipynb #db0c0e29
 @torch.no_grad()
 def predict(guiding_net:GuidingNet, images:torch.Tensor, batch_size:int=512, heads:bool=False):
     "Evaluation-mode outputs for `images` in [-1, 1]: pseudo-labels (n,), or with `heads` all domain logits (n_heads, n, k)."
@@ -213,10 +213,10 @@ def predict(guiding_net:GuidingNet, images:torch.Tensor, batch_size:int=512, hea
     return torch.cat(out, 1 if heads else 0).cpu()
 
 @torch.no_grad()
-def head_losses(guiding_net:GuidingNet,   # E
-                images:torch.Tensor,      # (n, 3, h, w) training images in [-1, 1]
-                augment:Augment,          # the augmentation that made x+
-                seed:int=0) -> list:      # IIC loss of each sub-head
+def head_iic_losses(guiding_net:GuidingNet,   # E
+                    images:torch.Tensor,      # (n, 3, h, w) training images in [-1, 1]
+                    augment:Augment,          # the augmentation that made x+
+                    seed:int=0) -> list:      # IIC loss of each sub-head
     "Each sub-head's IIC loss between `images` and one augmented view of them (evaluation mode, no labels)."
     logits = predict(guiding_net, images, heads=True)                                      # (h, n, k)
     logits_aug = predict(guiding_net, augment(images, torch.Generator().manual_seed(seed)), heads=True)
@@ -227,7 +227,7 @@ def select_head(guiding_net:GuidingNet,   # E; its `head` is set in place
                 augment:Augment,          # the augmentation that made x+
                 seed:int=0) -> list:      # IIC loss of each sub-head
     "Select the sub-head with the lowest IIC loss between `images` and one augmented view (no labels)."
-    losses = head_losses(guiding_net, images, augment, seed)
+    losses = head_iic_losses(guiding_net, images, augment, seed)
     guiding_net.select_head(int(np.argmin(losses)))
     return losses
 
@@ -365,7 +365,7 @@ class DataOrder:
     def state_dict(self): return dict(epoch=self.epoch, position=self.position)
     def load_state_dict(self, state:dict): self.epoch, self.position = state['epoch'], state['position']
 
-# %% ../nbs/07_training.ipynb #ce296b35
+# %% ../nbs/07_training.ipynb #0ea552ec
 class NonFiniteLossError(FloatingPointError): "A loss became NaN or infinite; the run stopped before saving it."
 
 def _float(heads:dict) -> dict: return {n: None if v is None else v.float() for n, v in heads.items()}
@@ -452,11 +452,11 @@ class Trainer:
     def restart(self):
         "At the end of each of E's `restarts` trial runs: score it (lowest sub-head IIC loss), keep the best, start the next or go on with the best."
         cfg, m = self.cfg, self.model
-        losses = head_losses(m.guiding, self._selection_images(), self.augment, cfg.seed)
-        self.restart_losses.append(min(losses))
-        parts = lambda: dict(guiding=m.guiding, guiding_ema=m.guiding_ema, queue=m.queue)
-        if min(losses) <= min(self.restart_losses):                      # the best so far: keep a copy
-            self._best_start = dict(**{n: copy.deepcopy(net.state_dict()) for n, net in parts().items()},
+        loss = min(head_iic_losses(m.guiding, self._selection_images(), self.augment, cfg.seed))
+        self.restart_losses.append(loss)
+        parts = dict(guiding=m.guiding, guiding_ema=m.guiding_ema, queue=m.queue)
+        if loss <= min(self.restart_losses):                             # the best so far: keep a copy
+            self._best_start = dict(**{n: copy.deepcopy(net.state_dict()) for n, net in parts.items()},
                                     opt_e=copy.deepcopy(self.opt_e.state_dict()))
         if len(self.restart_losses) < cfg.restarts:                      # the next trial: new weights, empty queue
             with torch.random.fork_rng(devices=[]):
@@ -466,7 +466,7 @@ class Trainer:
             m.queue.load_state_dict({n: torch.zeros_like(t) for n, t in m.queue.state_dict().items()})
             self.opt_e.state.clear()
         else:                                                            # the choice: the best trial goes on
-            for n, net in parts().items(): net.load_state_dict(self._best_start[n])
+            for n, net in parts.items(): net.load_state_dict(self._best_start[n])
             self.opt_e.load_state_dict(self._best_start['opt_e'])
             self._best_start = None
 
