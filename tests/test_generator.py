@@ -1,10 +1,10 @@
-"Tests of tunit_nb.generator: shapes, range, sizes, AdaIN, parameter counts, encode/decode reuse."
+"Tests of tunit_nb.generator: shapes, range, sizes, AdaIN, parameter counts, encode/decode reuse, UpConv."
 import pytest
 import torch
 import torch.nn.functional as F
 
 from tunit_nb.data import Digits
-from tunit_nb.generator import Generator, adain, check_size, mix_grid
+from tunit_nb.generator import Generator, UpConv, adain, check_size, conv, mix_grid
 
 
 def n_params(m): return sum(p.numel() for p in m.parameters())
@@ -55,6 +55,35 @@ def test_adain_channels_last():
     h = torch.randn(2, 4, 8, 8)
     scale, bias = torch.rand(2, 4), torch.randn(2, 4)
     torch.testing.assert_close(adain(h.to(memory_format=torch.channels_last), scale, bias), adain(h, scale, bias))
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_upconv_is_upsample_then_conv(channels_last):
+    # the paper generator's two upsampling layers at 64 px, on a batch of 2, against the reference's two steps
+    torch.manual_seed(0)
+    G = Generator(64)
+    for up, side in zip(G.decoder.up, (16, 32)):
+        assert isinstance(up, UpConv) and up.kernel_size == (5, 5)
+        plain = conv(up.in_channels, up.out_channels, 5); plain.load_state_dict(up.state_dict())
+        x = torch.randn(2, up.in_channels, side, side)
+        if channels_last: x = x.to(memory_format=torch.channels_last)
+        x.requires_grad_()
+        fast, ref = up(x), plain(F.interpolate(x, scale_factor=2., mode='nearest'))
+        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+        g = torch.randn_like(ref)
+        for a, b in zip(torch.autograd.grad(fast, [x, up.weight, up.bias], g),
+                        torch.autograd.grad(ref, [x, plain.weight, plain.bias], g)):
+            torch.testing.assert_close(a, b, atol=1e-4 * b.abs().max().item(), rtol=1e-4)
+
+
+def test_upconv_under_bf16_autocast():
+    torch.manual_seed(0)
+    up = UpConv(16, 8, 5, padding=2, padding_mode='reflect'); plain = conv(16, 8, 5); plain.load_state_dict(up.state_dict())
+    x = torch.randn(2, 16, 8, 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        fast, ref = up(x), plain(F.interpolate(x, scale_factor=2., mode='nearest'))
+    assert fast.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.float(), ref.float(), atol=0.05 * ref.float().abs().max().item(), rtol=0)
 
 
 def test_decode_reuses_content(x32):

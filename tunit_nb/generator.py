@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['check_size', 'n_levels', 'conv', 'kaiming_init', 'adain', 'ResBlock', 'ContentEncoder', 'Decoder', 'Generator',
-           'mix_grid']
+__all__ = ['check_size', 'n_levels', 'conv', 'kaiming_init', 'adain', 'ResBlock', 'ContentEncoder', 'upsampled_sources', 'UpConv',
+           'Decoder', 'Generator', 'mix_grid']
 
 # %% ../nbs/04_generator.ipynb #7119118c
 def check_size(size:int):
@@ -90,13 +90,52 @@ class ContentEncoder(nn.Module):
         for block in self.res: x = block(x)
         return x
 
-# %% ../nbs/04_generator.ipynb #28c70f83
+# %% ../nbs/04_generator.ipynb #29ef4893
+def upsampled_sources(n:int,  # length of the input
+                      p:int   # reflection padding of the upsampled signal
+                     ) -> list:
+    "Input index of each of the 2n + 2p positions of a length-n signal upsampled 2x (nearest) and reflect-padded by p."
+    last = 2 * n - 1
+    return [(-r if r < 0 else 2 * last - r if r > last else r) // 2 for r in range(-p, 2 * n + p)]
+
+class UpConv(nn.Conv2d):
+    "`conv(F.interpolate(x, scale_factor=2))` for a reflect-padded, size-keeping `nn.Conv2d`, as one sub-pixel convolution of x."
+    def forward(self, x):
+        (k, k2), (p, p2), (h, w) = self.kernel_size, self.padding, x.shape[-2:]
+        if (k, p) != (k2, p2) or 2 * p + 1 != k or self.padding_mode != 'reflect' or self.stride != (1, 1) \
+           or self.dilation != (1, 1) or self.groups != 1 or 2 * min(h, w) <= p:
+            return super().forward(F.interpolate(x, scale_factor=2., mode='nearest'))   # what it stands for
+        offsets = [[(a + j - p) // 2 for j in range(k)] for a in (0, 1)]   # input row of tap j, minus i, by phase a
+        lo, hi = offsets[0][0], offsets[1][-1]
+        taps = self.weight.new_zeros(2, hi - lo + 1, k)                     # taps[a, u, j]: tap j adds into row u
+        for a in (0, 1):
+            for j, o in enumerate(offsets[a]): taps[a, o - lo, j] = 1
+        with torch.autocast(x.device.type, enabled=False):                  # sum the taps in the weights' precision
+            weight = torch.einsum('auk,bvl,oikl->oabiuv', taps, taps, self.weight).flatten(0, 2).flatten(1, 2)
+        weight = weight.reshape(4 * self.out_channels, self.in_channels, hi - lo + 1, hi - lo + 1)
+        bias = None if self.bias is None else self.bias.repeat_interleave(4)
+        out = F.pixel_shuffle(F.conv2d(F.pad(x, (-lo, hi, -lo, hi), mode='replicate'), weight, bias), 2)
+        # the border rows and columns where the upsampled map's reflection reads other input pixels: directly
+        src_h, src_w = upsampled_sources(h, p), upsampled_sources(w, p)
+        def wrong(src, n):
+            return [y for y in range(2 * n) if src[y:y + k] != [min(max(y // 2 + o, 0), n - 1) for o in offsets[y % 2]]]
+        index = lambda values: torch.tensor(values, device=x.device)
+        if rows := wrong(src_h, h):
+            strip = x.index_select(2, index([src_h[y + j] for y in rows for j in range(k)])).index_select(3, index(src_w))
+            out = out.index_copy(2, index(rows), F.conv2d(strip, self.weight, self.bias, stride=(k, 1)))
+        if cols := wrong(src_w, w):
+            strip = x.index_select(3, index([src_w[y + j] for y in cols for j in range(k)])).index_select(2, index(src_h))
+            out = out.index_copy(3, index(cols), F.conv2d(strip, self.weight, self.bias, stride=(1, k)))
+        return out
+
+# %% ../nbs/04_generator.ipynb #22b61f24
 class Decoder(nn.Module):
     "(content (b, dim, 16, 16), AdaIN params (b, n_adain)) -> image (b, 3, 16 * 2**levels, ...) in (-1, 1)."
     def __init__(self, dim:int, levels:int, n_res:int):
         super().__init__()
         self.res = nn.ModuleList(ResBlock(dim, adaptive=True) for _ in range(n_res))
-        self.up = nn.ModuleList(conv(dim // 2**i, dim // 2**(i + 1), 5) for i in range(levels))
+        self.up = nn.ModuleList(UpConv(dim // 2**i, dim // 2**(i + 1), 5, padding=2, padding_mode='reflect')
+                                for i in range(levels))   # each: upsample 2x (nearest), then a 5x5 convolution
         self.to_rgb = conv(dim // 2**levels, 3, 7)
         self.splits = [block.n_adain for block in self.res] + [2 * up.out_channels for up in self.up]
         self.n_adain = sum(self.splits)
@@ -106,7 +145,7 @@ class Decoder(nn.Module):
         x = content
         for block, p in zip(self.res, params): x = block(x, p)
         for up, p in zip(self.up, params[len(self.res):]):
-            x = F.relu(adain(up(F.interpolate(x, scale_factor=2., mode='nearest')), *p.chunk(2, 1)))
+            x = F.relu(adain(up(x), *p.chunk(2, 1)))
         return torch.tanh(self.to_rgb(x))
 
 # %% ../nbs/04_generator.ipynb #0e61036c
