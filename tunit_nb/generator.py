@@ -90,7 +90,7 @@ class ContentEncoder(nn.Module):
         for block in self.res: x = block(x)
         return x
 
-# %% ../nbs/04_generator.ipynb #29ef4893
+# %% ../nbs/04_generator.ipynb #7593f519
 def upsampled_sources(n:int,  # length of the input
                       p:int   # reflection padding of the upsampled signal
                      ) -> list:
@@ -114,12 +114,13 @@ class UpConv(nn.Conv2d):
             weight = torch.einsum('auk,bvl,oikl->oabiuv', taps, taps, self.weight).flatten(0, 2).flatten(1, 2)
         weight = weight.reshape(4 * self.out_channels, self.in_channels, hi - lo + 1, hi - lo + 1)
         bias = None if self.bias is None else self.bias.repeat_interleave(4)
-        out = F.pixel_shuffle(F.conv2d(F.pad(x, (-lo, hi, -lo, hi), mode='replicate'), weight, bias), 2)
+        index = lambda values: torch.tensor(values, device=x.device)
+        edge = lambda n: index([min(max(r, 0), n - 1) for r in range(lo, n + hi)])   # pad by repeating the edge
+        out = F.pixel_shuffle(F.conv2d(x.index_select(2, edge(h)).index_select(3, edge(w)), weight, bias), 2)
         # the border rows and columns where the upsampled map's reflection reads other input pixels: directly
         src_h, src_w = upsampled_sources(h, p), upsampled_sources(w, p)
         def wrong(src, n):
             return [y for y in range(2 * n) if src[y:y + k] != [min(max(y // 2 + o, 0), n - 1) for o in offsets[y % 2]]]
-        index = lambda values: torch.tensor(values, device=x.device)
         if rows := wrong(src_h, h):
             strip = x.index_select(2, index([src_h[y + j] for y in rows for j in range(k)])).index_select(3, index(src_w))
             out = out.index_copy(2, index(rows), F.conv2d(strip, self.weight, self.bias, stride=(k, 1)))

@@ -32,7 +32,7 @@ def make_backbone(cfg:tuple=VGG11,  # VGG layer list: channel counts, 'M' for ma
         c = v
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
-# %% ../nbs/01_guiding_network.ipynb #60890059
+# %% ../nbs/01_guiding_network.ipynb #3615bae4
 class GuidingNet(nn.Module):
     "TUNIT's E: backbone -> pooled feature -> domain logits (K) and style code, in one backbone pass."
     def __init__(self,
@@ -76,7 +76,7 @@ class GuidingNet(nn.Module):
         "(domain_logits (b, k), style_code (b, sty_dim)) from one backbone pass."
         if all_heads: return self.all_heads(x)
         feature = self.backbone(x)                                          # (b, dim)
-        domain = torch.stack([h(feature) for h in self.domain_heads])[self.head]  # index on the device: no sync
+        domain = torch.stack([h(feature) for h in self.domain_heads]).index_select(0, self.head.view(1))[0]  # on the device: no sync
         return domain, self.style_head(feature)
 
     def all_heads(self, x:torch.Tensor) -> dict:  # (b, c, h, w) images in [-1, 1]
