@@ -9,7 +9,9 @@ Ends with one line: s_per_iter=<median> peak_rss_mb=<peak resident memory of thi
 
 Modes: eager (fp32, the default), channels_last, compile (torch.compile of E and G), bf16 (autocast; on the
 CPU only where the processor has fast bf16), all (channels_last and bf16), compile_bf16 (on the CPU with
-torch 2.14 the compiled bf16 E yields NaN at the second step, which the trainer's non-finite check reports).
+torch 2.14 the compiled bf16 E yields NaN at the second step, which the trainer's non-finite check reports),
+free_memory (eager with keep_memory=False: glibc hands large freed blocks back to the OS, as by default).
+The step also prints the minor page faults per step (the cost keep_memory removes).
 """
 import argparse, re, resource, statistics, subprocess, sys, time
 
@@ -19,7 +21,8 @@ from tunit_nb.data import Digits
 from tunit_nb.training import PRESETS, TrainConfig, Trainer
 
 MODES = dict(eager={}, channels_last=dict(channels_last=True), compile=dict(compile=True), bf16=dict(amp='bf16'),
-             all=dict(channels_last=True, amp='bf16'), compile_bf16=dict(compile=True, amp='bf16'))
+             all=dict(channels_last=True, amp='bf16'), compile_bf16=dict(compile=True, amp='bf16'),
+             free_memory=dict(keep_memory=False))
 
 
 def run(args):
@@ -34,11 +37,11 @@ def run(args):
     for _ in range(args.untimed): trainer.step()
     times = []
     for i in range(args.steps):
-        t0 = time.perf_counter()
+        faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
         trainer.step()
         if trainer.device.type == 'cuda': torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-        print(f"  step {i + 1}: {times[-1]:.3f} s", flush=True)
+        print(f"  step {i + 1}: {times[-1]:.3f} s  page faults {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}", flush=True)
     trainer.flush()  # and check that every loss stayed finite
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"s_per_iter={statistics.median(times):.3f} peak_rss_mb={peak:.0f}")

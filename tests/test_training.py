@@ -136,3 +136,38 @@ def test_losses_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(training, '_tensorboard', lambda out: Writer())
     train(TrainConfig.preset('tiny', warmup_iters=4, iters=10), tmp_path / 'run', progress=False, evaluate=False)
     assert ('loss/g_adv', 10) in scalars and ('loss/iic', 5) in scalars and scalars[-1] == 'closed'
+
+
+def test_compile_flag_trains_like_eager():
+    "`compile=True` (torch.compile of E and G, inductor on the CPU) runs both phases without graph breaks, with eager's losses."
+    from torch._dynamo.utils import counters
+    counters.clear()
+    logs = {}
+    for compiled in (False, True):
+        cfg = TrainConfig.preset('tiny', compile=compiled, warmup_iters=2, iters=4)
+        trainer = Trainer(cfg, Digits('train', size=cfg.size))
+        for _ in range(4): trainer.step(); trainer.flush()
+        logs[compiled] = trainer.history
+    assert not counters['graph_break'], dict(counters['graph_break'])   # E and G compile whole
+    assert [r['phase'] for r in logs[True]] == ['warmup', 'warmup', 'gan', 'gan']
+    for eager, compiled in zip(logs[False], logs[True]):
+        for name, value in eager.items():
+            if isinstance(value, float) and name != 'seconds':
+                assert compiled[name] == pytest.approx(value, rel=1e-3, abs=1e-4), (eager['iteration'], name)
+
+
+def test_keep_freed_memory_stops_page_faults_of_large_blocks():
+    "glibc hands a freed 64 MB gradient back to the OS, and the next one is faulted in page by page; kept, it is reused."
+    resource = pytest.importorskip('resource')
+    from tunit_nb.training import keep_freed_memory
+    layer, h = torch.nn.Linear(16384, 1024), torch.randn(8, 16384)   # D's last 4x4 convolution at 64 px, as a matrix
+    def faults(keep):
+        if not keep_freed_memory(keep): pytest.skip('no glibc malloc here')
+        for _ in range(3):
+            layer.weight.grad = None
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            layer(h).sum().backward()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    try: default, kept = faults(False), faults(True)
+    finally: keep_freed_memory(True)
+    assert kept < 500 and kept < default, (default, kept)
