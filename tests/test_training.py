@@ -166,11 +166,13 @@ def test_keep_freed_memory_stops_page_faults_of_large_blocks():
     layer, h = torch.nn.Linear(16384, 1024), torch.randn(8, 16384)   # D's last 4x4 convolution at 64 px, as a matrix
     def faults(keep):
         if not keep_freed_memory(keep): pytest.skip('no glibc malloc here')
-        for _ in range(3):
+        counts = []
+        for _ in range(6):                      # the fewest after the first: a freed block may be split once
             layer.weight.grad = None
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             layer(h).sum().backward()
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return min(counts[1:])
     try: default, kept = faults(False), faults(True)
     finally: keep_freed_memory(True)
     assert kept < 500 and kept < default, (default, kept)

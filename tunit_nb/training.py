@@ -366,7 +366,7 @@ class DataOrder:
     def state_dict(self): return dict(epoch=self.epoch, position=self.position)
     def load_state_dict(self, state:dict): self.epoch, self.position = state['epoch'], state['position']
 
-# %% ../nbs/07_training.ipynb #71e83217
+# %% ../nbs/07_training.ipynb #18bf7643
 class NonFiniteLossError(FloatingPointError): "A loss became NaN or infinite; the run stopped before saving it."
 
 def _float(heads:dict) -> dict: return {n: None if v is None else v.float() for n, v in heads.items()}
@@ -426,7 +426,7 @@ class Trainer:
         self.images = to_signed(dataset.images).to(self.device) if in_memory else None
         self.iteration, self.history, self.head_losses, self.seconds, self.gan_started = 0, [], [], 0., False
         self.restart_losses, self._best_start = [], None   # E's restarts: each one's IIC loss, the best one's state
-        self._pending, self._loader, self._clock = [], None, time.time()
+        self._pending, self._loader, self._clock, self._selection = [], None, time.time(), None
 
     def autocast(self):
         "bf16 autocast for forward passes when `amp` asks for it; losses are computed in float32."
@@ -460,9 +460,11 @@ class Trainer:
                                            prefetch_factor=4 if cfg.workers else None)
 
     def _selection_images(self) -> torch.Tensor:
-        "Up to 2,048 training images, the same on every process, on which E's sub-heads and restarts are judged."
-        idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.cfg.seed + 1))[:2048]
-        return to_signed(images_of(self.dataset, idx)[0]).to(self.device)
+        "Up to 2,048 training images, the same on every process, on which E's restarts and sub-heads are judged."
+        if self._selection is None:   # read once for all restarts and the head choice; dropped when the GAN starts
+            idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.cfg.seed + 1))[:2048]
+            self._selection = images_of(self.dataset, idx)[0]
+        return to_signed(self._selection).to(self.device)
 
     def restart(self):
         "At the end of each of E's `restarts` trial runs: score it (lowest sub-head IIC loss), keep the best, start the next or go on with the best."
@@ -490,6 +492,7 @@ class Trainer:
         m, self.gan_started = self.model, True
         if m.guiding.n_heads > 1:
             self.head_losses = select_head(m.guiding, self._selection_images(), self.augment, self.cfg.seed)
+        self._selection = None
         m.guiding_ema.load_state_dict(m.guiding.state_dict())   # E_EMA restarts from E, see below
         m.generator_ema.load_state_dict(m.generator.state_dict())
         if self.cfg.lr_gan is not None:
