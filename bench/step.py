@@ -6,6 +6,8 @@ Ends with one line: s_per_iter=<median> peak_rss_mb=<peak resident memory of thi
 
     python bench/step.py [--preset paper] [--size 64] [--batch 8] [--steps 10] [--threads N] [--mode eager]
     python bench/step.py --compare      # each mode in its own process, then their speed relative to eager fp32
+    python bench/step.py --compare --modes eager bf16 reference --reference ../tunit-reference --rounds 3
+                                        # ... and to the reference implementation's own iteration, in turn 3 times
 
 Modes: eager (fp32, the default), channels_last, compile (torch.compile of E and G), bf16 (autocast; on the
 CPU only where the processor has fast bf16), all (channels_last and bf16), compile_bf16 (on the CPU with
@@ -14,6 +16,7 @@ free_memory (eager with keep_memory=False: glibc hands large freed blocks back t
 The step also prints the minor page faults per step (the cost keep_memory removes).
 """
 import argparse, re, resource, statistics, subprocess, sys, time
+from pathlib import Path
 
 import torch
 
@@ -47,23 +50,40 @@ def run(args):
     print(f"s_per_iter={statistics.median(times):.3f} peak_rss_mb={peak:.0f}")
 
 
+def _command(args, mode):
+    common = ['--size', str(args.size), '--batch', str(args.batch), '--steps', str(args.steps), '--untimed', str(args.untimed)]
+    if args.threads: common += ['--threads', str(args.threads)]
+    if mode == 'reference':   # the reference implementation's own iteration (bench/reference_step.py)
+        return [sys.executable, str(Path(__file__).with_name('reference_step.py')), '--reference', args.reference] + common
+    return [sys.executable, __file__, '--preset', args.preset, '--mode', mode, '--device', args.device] + common
+
+
 def compare(args):
-    results = {}
-    for mode in args.modes:
-        cmd = [sys.executable, __file__, '--preset', args.preset, '--size', str(args.size), '--batch', str(args.batch),
-               '--steps', str(args.steps), '--untimed', str(args.untimed), '--mode', mode, '--device', args.device]
-        if args.threads: cmd += ['--threads', str(args.threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        found = re.search(r's_per_iter=([\d.]+) peak_rss_mb=(\d+)', out.stdout)
-        if not found:
-            print(f"{mode}: failed\n{out.stderr[-2000:]}"); continue
-        results[mode] = float(found[1]), int(found[2])
-        print(f"{mode:14s} s_per_iter={found[1]} peak_rss_mb={found[2]}", flush=True)
-    base = results.get('eager', (None,))[0]
-    if base:
-        print('speed relative to eager fp32 (higher is faster): ' +
-              ' '.join(f"{m}={base / s:.2f}" for m, (s, _) in results.items()))
-    if 'eager' in results: print(f"s_per_iter={results['eager'][0]:.3f} peak_rss_mb={results['eager'][1]}")
+    "Each mode in its own process, in turn, `--rounds` times; medians per mode and speeds relative to eager fp32 (and to the reference)."
+    if 'reference' in args.modes and not args.reference:
+        raise SystemExit("mode 'reference' needs --reference: a clone of https://github.com/clovaai/tunit")
+    results = {mode: [] for mode in args.modes}
+    for turn in range(args.rounds):
+        for mode in args.modes:
+            out = subprocess.run(_command(args, mode), capture_output=True, text=True)
+            found = re.search(r's_per_iter=([\d.]+) peak_rss_mb=(\d+)', out.stdout)
+            if not found:
+                print(f"{mode}: failed\n{out.stderr[-2000:]}"); continue
+            results[mode].append((float(found[1]), int(found[2]), turn))
+            print(f"round {turn + 1} {mode:14s} s_per_iter={found[1]} peak_rss_mb={found[2]}", flush=True)
+    med = {m: (statistics.median(s for s, _, _ in r), max(p for _, p, _ in r)) for m, r in results.items() if r}
+    print('medians: ' + ' '.join(f"{m}={s:.3f}s/{p}MB" for m, (s, p) in med.items()))
+    for base in ('eager', 'reference'):
+        if base in med:
+            print(f'speed relative to {base} (higher is faster): ' +
+                  ' '.join(f"{m}={med[base][0] / s:.2f}" for m, (s, _) in med.items()))
+    if 'reference' in med and args.rounds > 1:   # the machine's speed drifts: each mode against the same round's reference
+        ref = {turn: s for s, _, turn in results['reference']}
+        for m, r in results.items():
+            if m != 'reference':
+                print(f'{m} against the reference, round by round: ' +
+                      ' '.join(f"{ref[turn] / s:.2f}" for s, _, turn in r if turn in ref))
+    if 'eager' in med: print(f"s_per_iter={med['eager'][0]:.3f} peak_rss_mb={med['eager'][1]}")
 
 
 def main():
@@ -77,7 +97,11 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--mode', default='eager', choices=list(MODES))
     parser.add_argument('--compare', action='store_true', help='run each of --modes in its own process and compare')
-    parser.add_argument('--modes', nargs='+', default=['eager', 'channels_last', 'compile', 'bf16', 'all'], choices=list(MODES))
+    parser.add_argument('--modes', nargs='+', default=['eager', 'channels_last', 'compile', 'bf16', 'all'],
+                        choices=list(MODES) + ['reference'])
+    parser.add_argument('--rounds', type=int, default=1, help='with --compare: run the modes in turn this many times')
+    parser.add_argument('--reference', default=None, help="a clone of https://github.com/clovaai/tunit, for mode 'reference' "
+                        "(bench/reference_step.py)")
     args = parser.parse_args()
     compare(args) if args.compare else run(args)
 
