@@ -7,6 +7,7 @@ with its networks at `--size` and its optimisers as its `main.py` builds them. I
     git clone https://github.com/clovaai/tunit ../tunit-reference
     python bench/reference_step.py --reference ../tunit-reference [--size 64] [--batch 8] [--steps 6]
     python bench/step.py --compare --modes eager reference --reference ../tunit-reference --rounds 3
+    python bench/reference_step.py --reference ../tunit-reference --interleave eager   # one process, steps in turn
 
 No reference code is part of this repository: this script imports it from --reference. The reference calls
 `.cuda()` and `torch.cuda.synchronize()`; on a machine without CUDA both become no-ops here (tensors stay on the
@@ -45,13 +46,26 @@ def load_reference(path:Path):
 
 
 class TimedBatches:
-    "Hands out the prepared batches in a loop and records when each is taken: the gaps are the iterations' times."
-    def __init__(self, batches): self.batches, self.taken = batches, []
+    "Hands out the prepared batches in a loop, timing the reference's iterations between them (and `between()`, run before each)."
+    def __init__(self, batches, between=None):
+        self.batches, self.between, self.reference, self.ours, self.taken = batches, between, [], [], None
     def __iter__(self):
         while True:
             for batch in self.batches:
-                self.taken.append(time.perf_counter())
+                if self.taken is not None: self.reference.append(time.perf_counter() - self.taken)  # its iteration ended
+                if self.between is not None:
+                    t0 = time.perf_counter(); self.between(); self.ours.append(time.perf_counter() - t0)
+                self.taken = time.perf_counter()
                 yield batch
+
+
+def our_trainer(args):
+    "tunit_nb's trainer on the same configuration (bench/step.py's), for --interleave."
+    from step import MODES
+    from tunit_nb.training import TrainConfig, Trainer
+    cfg = TrainConfig.preset('paper', size=args.size, batch_size=args.batch, warmup_batch_size=None, warmup_iters=0,
+                             device='cpu', **MODES[args.interleave])
+    return Trainer(cfg, Digits('train', size=args.size))
 
 
 def run(args):
@@ -86,12 +100,21 @@ def run(args):
     ref_args = SimpleNamespace(iters=args.untimed + args.steps + 1, separated=0, ema_start=0, epochs=1,
                                distributed=False, gpu=None, log_step=10 ** 9, w_gp=10.0, w_rec=0.1, w_adv=1.0,
                                w_vec=0.01, sty_dim=sty_dim, output_k=k, batch_size=args.batch)
-    data = TimedBatches(batches)
+    trainer = our_trainer(args) if args.interleave else None
+    data = TimedBatches(batches, between=trainer.step if trainer else None)
     trainGAN_UNSUP(data, networks, opts, epoch=1, args=ref_args, additional=dict(logger=None, queue=queue))
-    times = [b - a for a, b in zip(data.taken, data.taken[1:])][args.untimed:]
-    for i, t in enumerate(times): print(f"  step {i + 1}: {t:.3f} s", flush=True)
+    times = data.reference[args.untimed:]
+    for i, t in enumerate(times):   # with --interleave, ours ran just before each of the reference's iterations
+        print(f"  step {i + 1}: {t:.3f} s" + (f"  ours ({args.interleave}) {data.ours[args.untimed + i]:.3f} s"
+                                             if trainer else ''), flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"s_per_iter={statistics.median(times):.3f} peak_rss_mb={peak:.0f}")
+    if trainer:
+        ours = data.ours[args.untimed:len(times) + args.untimed]
+        trainer.flush()   # and check that every loss stayed finite
+        print(f"ours_s_per_iter={statistics.median(ours):.3f} ({args.interleave}) reference_s_per_iter="
+              f"{statistics.median(times):.3f} speedup={statistics.median(times) / statistics.median(ours):.2f} "
+              f"(median of step pairs {statistics.median(r / o for r, o in zip(times, ours)):.2f})")
+    print(f"s_per_iter={statistics.median(times):.3f} peak_rss_mb={peak:.0f}" + (' (both in this process)' if trainer else ''))
 
 
 def main():
@@ -102,6 +125,10 @@ def main():
     parser.add_argument('--steps', type=int, default=6, help='timed steps')
     parser.add_argument('--untimed', type=int, default=2, help='steps before timing starts')
     parser.add_argument('--threads', type=int, default=None, help="torch threads (default: PyTorch's choice)")
+    parser.add_argument('--interleave', default=None, metavar='MODE',
+                        help="also run tunit_nb's step (a bench/step.py mode, e.g. eager) in this process, one step before "
+                             "each of the reference's: the two see the same machine load (ours sets keep_memory's "
+                             "malloc options for the process, which the reference then enjoys too)")
     run(parser.parse_args())
 
 
