@@ -13,7 +13,8 @@ Modes: eager (fp32, the default), channels_last, compile (torch.compile of E and
 CPU only where the processor has fast bf16), all (channels_last and bf16), compile_bf16 (on the CPU with
 torch 2.14 the compiled bf16 E yields NaN at the second step, which the trainer's non-finite check reports),
 free_memory (eager with keep_memory=False: glibc hands large freed blocks back to the OS, as by default).
-The step also prints the minor page faults per step (the cost keep_memory removes).
+The step also prints the minor page faults per step (the cost keep_memory removes), and on a GPU the final line
+adds images_per_s and gpu_peak_mb (torch.cuda.max_memory_allocated). bench/gpu_check.sh runs the CUDA comparison.
 """
 import argparse, re, resource, statistics, subprocess, sys, time
 from pathlib import Path
@@ -46,8 +47,10 @@ def run(args):
         times.append(time.perf_counter() - t0)
         print(f"  step {i + 1}: {times[-1]:.3f} s  page faults {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}", flush=True)
     trainer.flush()  # and check that every loss stayed finite
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"s_per_iter={statistics.median(times):.3f} peak_rss_mb={peak:.0f}")
+    peak, median = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, statistics.median(times)
+    gpu = (f" images_per_s={args.batch / median:.1f} gpu_peak_mb={torch.cuda.max_memory_allocated() / 2 ** 20:.0f}"
+           if trainer.device.type == 'cuda' else '')
+    print(f"s_per_iter={median:.3f} peak_rss_mb={peak:.0f}{gpu}")
 
 
 def _command(args, mode):
@@ -70,7 +73,9 @@ def compare(args):
             if not found:
                 print(f"{mode}: failed\n{out.stderr[-2000:]}"); continue
             results[mode].append((float(found[1]), int(found[2]), turn))
-            print(f"round {turn + 1} {mode:14s} s_per_iter={found[1]} peak_rss_mb={found[2]}", flush=True)
+            gpu = re.search(r'images_per_s=\S+ gpu_peak_mb=\d+', out.stdout)   # on a GPU
+            print(f"round {turn + 1} {mode:14s} s_per_iter={found[1]} peak_rss_mb={found[2]}" + (f" {gpu[0]}" if gpu else ''),
+                  flush=True)
     med = {m: (statistics.median(s for s, _, _ in r), max(p for _, p, _ in r)) for m, r in results.items() if r}
     print('medians: ' + ' '.join(f"{m}={s:.3f}s/{p}MB" for m, (s, p) in med.items()))
     for base in ('eager', 'reference'):
