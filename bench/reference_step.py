@@ -12,8 +12,9 @@ with its networks at `--size` and its optimisers as its `main.py` builds them. I
 No reference code is part of this repository: this script imports it from --reference. The reference calls
 `.cuda()` and `torch.cuda.synchronize()`; on a machine without CUDA both become no-ops here (tensors stay on the
 CPU). Its IIC loss writes into expanded tensors, which current PyTorch refuses; tunit_nb's `iic_loss`, the same
-loss on a (k, k) table, stands in for it. Nothing else of the reference's iteration is changed. Its images come from scikit-learn's digits (as `bench/step.py`'s do),
-prepared before timing: the reference's data loading is not timed (ours, in `bench/step.py`, is).
+loss on a (k, k) table, stands in for it. Nothing else of the reference's iteration is changed. Its images come
+from scikit-learn's digits (as `bench/step.py`'s do), prepared before timing: the reference's data loading is not
+timed (ours, in `bench/step.py`, is).
 Ends with one line: s_per_iter=<median> peak_rss_mb=<peak resident memory of this process>
 """
 import argparse, resource, statistics, sys, time
@@ -22,6 +23,7 @@ from types import SimpleNamespace
 
 import torch
 
+from step import MODES   # bench/step.py, beside this script
 from tunit_nb.data import Augment, Digits, to_signed
 from tunit_nb.mi import iic_loss
 
@@ -38,8 +40,9 @@ def load_reference(path:Path):
     from models.discriminator import Discriminator
     from models.guidingNet import GuidingNet
     import train.train_unsupervised as reference_train
-    # The reference's calc_iic_loss writes into expanded (shared-memory) tensors, which PyTorch >= 1.x refuses in the
-    # backward pass; tunit_nb's iic_loss is the same loss (the same clamping at 1e-10) on a (k, k) table: negligible time.
+    # The reference's calc_iic_loss writes into expanded tensors (p_i[p_i < EPS] = EPS), which current PyTorch refuses
+    # in the backward pass ("more than one element of the written-to tensor refers to a single memory location");
+    # tunit_nb's iic_loss is the same loss (the same clamping at 1e-10) on a (k, k) table: negligible time.
     reference_train.calc_iic_loss = iic_loss
     trainGAN_UNSUP = reference_train.trainGAN_UNSUP
     return Generator, Discriminator, GuidingNet, trainGAN_UNSUP
@@ -61,7 +64,6 @@ class TimedBatches:
 
 def our_trainer(args):
     "tunit_nb's trainer on the same configuration (bench/step.py's), for --interleave."
-    from step import MODES
     from tunit_nb.training import TrainConfig, Trainer
     cfg = TrainConfig.preset('paper', size=args.size, batch_size=args.batch, warmup_batch_size=None, warmup_iters=0,
                              device='cpu', **MODES[args.interleave])
@@ -125,7 +127,7 @@ def main():
     parser.add_argument('--steps', type=int, default=6, help='timed steps')
     parser.add_argument('--untimed', type=int, default=2, help='steps before timing starts')
     parser.add_argument('--threads', type=int, default=None, help="torch threads (default: PyTorch's choice)")
-    parser.add_argument('--interleave', default=None, metavar='MODE',
+    parser.add_argument('--interleave', default=None, choices=list(MODES),
                         help="also run tunit_nb's step (a bench/step.py mode, e.g. eager) in this process, one step before "
                              "each of the reference's: the two see the same machine load (ours sets keep_memory's "
                              "malloc options for the process, which the reference then enjoys too)")
