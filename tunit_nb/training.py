@@ -97,7 +97,7 @@ class TrainConfig:
     sync_bn:bool = False         # synchronise E's BatchNorm statistics across GPUs (DDP on CUDA only)
     amp:str = 'auto'             # mixed precision: 'bf16', 'off', or 'auto' (bf16 on CUDA, off on the CPU)
     channels_last:bool = False   # NHWC memory format for the convolutions
-    compile:bool = False         # torch.compile E and G (D's R1 penalty needs double backward, which compile lacks)
+    compile:bool = False         # torch.compile E, G and D's frozen pass (not D's own step: R1's double backward)
     keep_memory:bool = True      # on the CPU under glibc (Linux): keep freed memory for reuse (`keep_freed_memory`)
     device:str = 'auto'          # 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ...
     seed:int = 0                 # seeds the initial weights, the data order and the augmentations
@@ -410,6 +410,8 @@ class Trainer:
             model.guiding = nn.SyncBatchNorm.convert_sync_batchnorm(model.guiding)
         if cfg.channels_last: model.to(memory_format=torch.channels_last)
         if cfg.compile: _compile(model.guiding, model.generator)
+        # D's frozen pass in G's step has no double backward, so `compile` covers it (D's own step stays eager, for R1)
+        self.d_frozen_logits = torch.compile(model.discriminator.logits) if cfg.compile else model.discriminator.logits
         self.amp = cfg.amp == 'bf16' or (cfg.amp == 'auto' and self.device.type == 'cuda')
         # what the step calls: DDP wrappers when distributed (gradients averaged over processes), else the networks
         self.E, self.G, self.D = (self._wrap(net) for net in (model.guiding, model.generator, model.discriminator))
@@ -544,8 +546,9 @@ class Trainer:
         self.opt_d.step()
         # G and E: D frozen (and called without its DDP wrapper), so the backward pass stops at D's input
         D = m.discriminator.requires_grad_(False)
-        with self.autocast():
-            fake_logit, rec_logit = D(fakes, torch.cat([y_ref, y])).float().chunk(2)
+        with self.autocast():   # each image judged by its pseudo-domain's head: D's forward (argmax labels need no check)
+            logits = self.d_frozen_logits(fakes).gather(1, torch.cat([y_ref, y])[:, None])[:, 0]
+            fake_logit, rec_logit = logits.float().chunk(2)
             style_fake = E(fake)[1].float()
         g_total, g_parts = g_loss(fake_logit, rec_logit, rec, x, style_fake, keys_x[perm], m.queue,
                                   cfg.w_adv, cfg.w_rec, cfg.w_style, cfg.tau, cfg.normalize)
