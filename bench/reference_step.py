@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import torch
 
-from step import MODES   # bench/step.py, beside this script
+from step import MODES, make_trainer   # bench/step.py, beside this script
 from tunit_nb.data import Augment, Digits, to_signed
 from tunit_nb.mi import iic_loss
 
@@ -62,14 +62,6 @@ class TimedBatches:
                 yield batch
 
 
-def our_trainer(args):
-    "tunit_nb's trainer on the same configuration (bench/step.py's), for --interleave."
-    from tunit_nb.training import TrainConfig, Trainer
-    cfg = TrainConfig.preset('paper', size=args.size, batch_size=args.batch, warmup_batch_size=None, warmup_iters=0,
-                             device='cpu', **MODES[args.interleave])
-    return Trainer(cfg, Digits('train', size=args.size))
-
-
 def run(args):
     if args.threads: torch.set_num_threads(args.threads)
     if not torch.cuda.is_available():   # the reference moves everything with .cuda(): keep it on the CPU
@@ -102,7 +94,7 @@ def run(args):
     ref_args = SimpleNamespace(iters=args.untimed + args.steps + 1, separated=0, ema_start=0, epochs=1,
                                distributed=False, gpu=None, log_step=10 ** 9, w_gp=10.0, w_rec=0.1, w_adv=1.0,
                                w_vec=0.01, sty_dim=sty_dim, output_k=k, batch_size=args.batch)
-    trainer = our_trainer(args) if args.interleave else None
+    trainer = make_trainer('paper', args.size, args.batch, args.interleave) if args.interleave else None
     data = TimedBatches(batches, between=trainer.step if trainer else None)
     trainGAN_UNSUP(data, networks, opts, epoch=1, args=ref_args, additional=dict(logger=None, queue=queue))
     times = data.reference[args.untimed:]

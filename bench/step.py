@@ -29,11 +29,16 @@ MODES = dict(eager={}, channels_last=dict(channels_last=True), compile=dict(comp
              free_memory=dict(keep_memory=False))
 
 
+def make_trainer(preset:str, size:int, batch:int, mode:str='eager', device:str='cpu') -> Trainer:
+    "The benchmarked trainer: the preset's networks on the digits, GAN phase from the first step (no warm-up)."
+    cfg = TrainConfig.preset(preset, size=size, batch_size=batch, warmup_batch_size=None, warmup_iters=0,
+                             device=device, **MODES[mode])
+    return Trainer(cfg, Digits('train', size=size))
+
+
 def run(args):
     if args.threads: torch.set_num_threads(args.threads)
-    cfg = TrainConfig.preset(args.preset, size=args.size, batch_size=args.batch, warmup_batch_size=None,
-                             warmup_iters=0, device=args.device, **MODES[args.mode])
-    trainer = Trainer(cfg, Digits('train', size=args.size))
+    trainer = make_trainer(args.preset, args.size, args.batch, args.mode, args.device)
     params = {name: sum(p.numel() for p in getattr(trainer.model, name).parameters()) / 1e6
               for name in ('guiding', 'generator', 'discriminator')}
     print(f"preset={args.preset} size={args.size} batch={args.batch} mode={args.mode} threads={torch.get_num_threads()} "

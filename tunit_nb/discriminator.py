@@ -70,7 +70,7 @@ class WholeConv(nn.Conv2d):
             return super().forward(x)
         return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
 
-# %% ../nbs/05_discriminator.ipynb #51bacaea
+# %% ../nbs/05_discriminator.ipynb #67c48232
 class Discriminator(nn.Module):
     "Multi-task discriminator: `logits(x)` -> (b, num_domains); `D(x, domain)` -> (b,) each sample's own head."
     def __init__(self,
@@ -100,11 +100,15 @@ class Discriminator(nn.Module):
 
     def forward(self, x:torch.Tensor, domain:torch.Tensor):
         "The logit of each image's own (pseudo-)domain head: (b,)."
-        domain = torch.as_tensor(domain, device=x.device).long()
-        if domain.shape != (len(x),):
-            raise ValueError(f"domain must hold one index per image, shape ({len(x)},), not {tuple(domain.shape)}")
+        return self.own_logits(self.logits(x), domain)
+
+    def own_logits(self, logits:torch.Tensor, domain:torch.Tensor):  # (b, num_domains) from `logits`, (b,) domains
+        "Each row's logit of its own domain's head, (b,), after checking the domains (`forward` without the network)."
+        domain = torch.as_tensor(domain, device=logits.device).long()
+        if domain.shape != (len(logits),):
+            raise ValueError(f"domain must hold one index per image, shape ({len(logits)},), not {tuple(domain.shape)}")
         if self.check_domain and ((domain < 0) | (domain >= self.num_domains)).any():
             bad = domain[(domain < 0) | (domain >= self.num_domains)]
             raise ValueError(f"domain indices must lie in [0, {self.num_domains}) for a discriminator with "
                              f"{self.num_domains} heads; got {bad.unique().tolist()}")
-        return self.logits(x).gather(1, domain[:, None])[:, 0]
+        return logits.gather(1, domain[:, None])[:, 0]

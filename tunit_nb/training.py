@@ -546,9 +546,9 @@ class Trainer:
         self.opt_d.step()
         # G and E: D frozen (and called without its DDP wrapper), so the backward pass stops at D's input
         D = m.discriminator.requires_grad_(False)
-        with self.autocast():   # each image judged by its pseudo-domain's head: D's forward (argmax labels need no check)
-            logits = self.d_frozen_logits(fakes).gather(1, torch.cat([y_ref, y])[:, None])[:, 0]
-            fake_logit, rec_logit = logits.float().chunk(2)
+        with self.autocast():   # D's forward, its network pass compiled with `compile`
+            own = m.discriminator.own_logits(self.d_frozen_logits(fakes), torch.cat([y_ref, y]))
+            fake_logit, rec_logit = own.float().chunk(2)
             style_fake = E(fake)[1].float()
         g_total, g_parts = g_loss(fake_logit, rec_logit, rec, x, style_fake, keys_x[perm], m.queue,
                                   cfg.w_adv, cfg.w_rec, cfg.w_style, cfg.tau, cfg.normalize)
