@@ -9,8 +9,9 @@ Ends with one line: s_per_iter=<median> peak_rss_mb=<peak resident memory of thi
     python bench/step.py --compare --modes eager bf16 reference --reference ../tunit-reference --rounds 3
                                         # ... and to the reference implementation's own iteration, in turn 3 times
 
-Modes: eager (fp32, the default), channels_last, compile (torch.compile of E and G), bf16 (autocast; on the
-CPU only where the processor has fast bf16), all (channels_last and bf16), compile_bf16 (on the CPU with
+Modes: eager (fp32, the default), channels_last, compile (torch.compile of E, G, D's passes but R1's, and G's and
+D's RMSprop steps), bf16 (autocast; on the CPU only where the processor has fast bf16), all (channels_last and
+bf16), compile_bf16 (on the CPU with
 torch 2.14 the compiled bf16 E yields NaN at the second step, which the trainer's non-finite check reports),
 free_memory (eager with keep_memory=False: glibc hands large freed blocks back to the OS, as by default).
 The step also prints the minor page faults per step (the cost keep_memory removes), and on a GPU the final line

@@ -97,7 +97,7 @@ class TrainConfig:
     sync_bn:bool = False         # synchronise E's BatchNorm statistics across GPUs (DDP on CUDA only)
     amp:str = 'auto'             # mixed precision: 'bf16', 'off', or 'auto' (bf16 on CUDA, off on the CPU)
     channels_last:bool = False   # NHWC memory format for the convolutions
-    compile:bool = False         # torch.compile E, G and D's frozen pass (not D's own step: R1's double backward)
+    compile:bool = False         # torch.compile E, G, D's passes but R1's double backward, G's and D's RMSprop steps
     keep_memory:bool = True      # on the CPU under glibc (Linux): keep freed memory for reuse (`keep_freed_memory`)
     device:str = 'auto'          # 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ...
     seed:int = 0                 # seeds the initial weights, the data order and the augmentations
@@ -410,8 +410,8 @@ class Trainer:
             model.guiding = nn.SyncBatchNorm.convert_sync_batchnorm(model.guiding)
         if cfg.channels_last: model.to(memory_format=torch.channels_last)
         if cfg.compile: _compile(model.guiding, model.generator)
-        # D's frozen pass in G's step has no double backward, so `compile` covers it (D's own step stays eager, for R1)
-        self.d_frozen_logits = torch.compile(model.discriminator.logits) if cfg.compile else model.discriminator.logits
+        # D's passes without R1's double backward (the fakes in D's step, the frozen pass in G's step) run compiled
+        self.d_logits = torch.compile(model.discriminator.logits) if cfg.compile else model.discriminator.logits
         self.amp = cfg.amp == 'bf16' or (cfg.amp == 'auto' and self.device.type == 'cuda')
         # what the step calls: DDP wrappers when distributed (gradients averaged over processes), else the networks
         self.E, self.G, self.D = (self._wrap(net) for net in (model.guiding, model.generator, model.discriminator))
@@ -419,6 +419,8 @@ class Trainer:
                                       fused=_adam_fused(self.device))
         self.opt_g = torch.optim.RMSprop(model.generator.parameters(), lr=cfg.lr_g, weight_decay=cfg.wd_g)
         self.opt_d = torch.optim.RMSprop(model.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.wd_d)
+        # RMSprop has no fused kernel: with `compile`, its steps run compiled (one pass over each tensor, not five)
+        self.step_g, self.step_d = ((torch.compile(opt.step) if cfg.compile else opt.step) for opt in (self.opt_g, self.opt_d))
         self.augment = Augment(flip=cfg.flip, strength=cfg.strength)
         self.augment_x = Augment(flip=cfg.flip, strength=cfg.augment_x) if cfg.augment_x > 0 else None
         self.rng = torch.Generator().manual_seed(cfg.seed * 1000 + rank)   # augmentations and references
@@ -538,16 +540,18 @@ class Trainer:
         fake, rec = fakes.chunk(2)
         # D: real references (R1 differentiates through these alone, twice) and the detached translations
         x_real = x_ref.detach().requires_grad_(cfg.w_r1 > 0)
-        with self.autocast():
-            real_logit, fake_logit = D(x_real, y_ref).float(), D(fake.detach(), y_ref).float()
+        with self.autocast():   # the fakes' pass is compiled with `compile` (unless under DDP, whose wrapper must see it)
+            real_logit = D(x_real, y_ref).float()
+            fake_logit = (D(fake.detach(), y_ref) if distributed() else
+                          m.discriminator.own_logits(self.d_logits(fake.detach()), y_ref)).float()
         d_total, d_parts = d_loss(real_logit, fake_logit, x_real, cfg.w_r1)
         self.opt_d.zero_grad(set_to_none=True)
         d_total.backward()
-        self.opt_d.step()
+        self.step_d()
         # G and E: D frozen (and called without its DDP wrapper), so the backward pass stops at D's input
         D = m.discriminator.requires_grad_(False)
         with self.autocast():   # D's forward, its network pass compiled with `compile`
-            own = m.discriminator.own_logits(self.d_frozen_logits(fakes), torch.cat([y_ref, y]))
+            own = m.discriminator.own_logits(self.d_logits(fakes), torch.cat([y_ref, y]))
             fake_logit, rec_logit = own.float().chunk(2)
             style_fake = E(fake)[1].float()
         g_total, g_parts = g_loss(fake_logit, rec_logit, rec, x, style_fake, keys_x[perm], m.queue,
@@ -555,7 +559,7 @@ class Trainer:
         total = g_total + cfg.e_gan_scale * e_total
         self.opt_g.zero_grad(set_to_none=True); self.opt_e.zero_grad(set_to_none=True)
         total.backward()
-        self.opt_g.step(); self.opt_e.step()
+        self.step_g(); self.opt_e.step()
         D.requires_grad_(True)
         ema_update(m.guiding_ema, m.guiding, cfg.ema)
         ema_update(m.generator_ema, m.generator, cfg.g_ema)
