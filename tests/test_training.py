@@ -1,5 +1,5 @@
 "Training runs end to end on the CPU: exact resume, checkpoint fallback, non-finite losses, image folders."
-import json, warnings
+import json, os, warnings
 
 import pytest
 import torch
@@ -188,3 +188,25 @@ def test_keep_freed_memory_stops_page_faults_of_large_blocks():
     try: default, kept = faults(False), faults(True)
     finally: keep_freed_memory(True)
     assert kept < 500 and kept < default, (default, kept)
+
+
+def _resident_mb():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def test_train_gives_kept_memory_back_when_it_ends(tmp_path):
+    "keep_memory holds freed blocks for the next step; once `train` returns, malloc's defaults are back and what it held leaves the process."
+    from tunit_nb.training import keep_freed_memory
+    if not os.path.exists('/proc/self/statm') or not keep_freed_memory(): pytest.skip('needs glibc and /proc (Linux)')
+    def freed_mb():   # resident MB that freeing a written 256 MB block gives back
+        block = torch.ones(2 ** 26)
+        with_block = _resident_mb(); del block
+        return with_block - _resident_mb()
+    kept = freed_mb()                                 # the trainer's setting: the pages stay in malloc's heap
+    held = _resident_mb()
+    keep_freed_memory(False)                          # glibc's defaults, and the heap's free pages go back
+    assert kept < 50 and _resident_mb() < held - 200, (kept, held, _resident_mb())
+    assert freed_mb() > 200                           # the defaults: a large block is unmapped when freed
+    keep_freed_memory(True)
+    train(TrainConfig.preset('tiny', warmup_iters=2, iters=3), tmp_path / 'run', progress=False, evaluate=False)
+    assert freed_mb() > 200                           # the trainer set keep_memory; train set the defaults back

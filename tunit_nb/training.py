@@ -378,12 +378,14 @@ def _compile(*nets:nn.Module):
     for net in nets: net.compile()
 
 def keep_freed_memory(keep:bool=True) -> bool:
-    "Make glibc's malloc serve large blocks from its heap and keep what is freed (`keep=False`: its defaults). False without glibc."
+    "Make glibc's malloc serve large blocks from its heap and keep what is freed (`keep=False`: its defaults, and what it kept goes back to the OS). False without glibc."
     try: libc = ctypes.CDLL('libc.so.6')
     except OSError: return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4                            # from malloc.h
-    return bool(libc.mallopt(M_MMAP_MAX, 0 if keep else 65536) and
+    done = bool(libc.mallopt(M_MMAP_MAX, 0 if keep else 65536) and
                 libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1 if keep else 128 * 1024))
+    if not keep: libc.malloc_trim(0)                                 # free pages anywhere in the heap, not only at its top
+    return done
 
 def _adam_fused(device:torch.device) -> bool|None:
     "PyTorch's fused Adam kernel where it has one for `device` (one pass over all of E's tensors), else its default."
@@ -853,6 +855,11 @@ def train(cfg:TrainConfig,            # the configuration (saved as config.json)
           progress:bool=True,         # show a progress bar
           evaluate:bool=True) -> dict: # evaluate at the end and write metrics.json
     "Train a run in the folder `out`; returns the metrics (or {} when `evaluate` is False). Under torchrun, only rank 0 writes."
+    try: return _train_run(cfg, out, resume, force, progress, evaluate)
+    finally:   # the trainer is gone: glibc's malloc defaults again, and the memory it kept goes back to the OS
+        if cfg.keep_memory: keep_freed_memory(False)
+
+def _train_run(cfg, out, resume, force, progress, evaluate):
     from tqdm.auto import tqdm
     main = not distributed() or torch.distributed.get_rank() == 0
     _on_main(lambda: prepare_run_folder(out, cfg, resume, force, write=False))  # every process gets its error, if any
