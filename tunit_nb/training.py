@@ -465,7 +465,7 @@ class Trainer:
                                            pin_memory=self.device.type == 'cuda',
                                            prefetch_factor=4 if cfg.workers else None)
 
-    def _selection_images(self) -> torch.Tensor:
+    def selection_images(self) -> torch.Tensor:
         "Up to 2,048 training images, the same on every process, on which E's restarts and sub-heads are judged."
         if self._selection is None:   # read once for all restarts and the head choice; dropped when the GAN starts
             idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.cfg.seed + 1))[:2048]
@@ -475,7 +475,7 @@ class Trainer:
     def restart(self):
         "At the end of each of E's `restarts` trial runs: score it (lowest sub-head IIC loss), keep the best, start the next or go on with the best."
         cfg, m = self.cfg, self.model
-        loss = min(head_iic_losses(m.guiding, self._selection_images(), self.augment, cfg.seed))
+        loss = min(head_iic_losses(m.guiding, self.selection_images(), self.augment, cfg.seed))
         self.restart_losses.append(loss)
         parts = dict(guiding=m.guiding, guiding_ema=m.guiding_ema, queue=m.queue)
         if loss <= min(self.restart_losses):                             # the best so far: keep a copy
@@ -497,7 +497,7 @@ class Trainer:
         "End of warm-up: select E's domain head (lowest IIC, no labels), restart the EMA copies from E and G, set E's GAN-phase learning rate."
         m, self.gan_started = self.model, True
         if m.guiding.n_heads > 1:
-            self.head_losses = select_head(m.guiding, self._selection_images(), self.augment, self.cfg.seed)
+            self.head_losses = select_head(m.guiding, self.selection_images(), self.augment, self.cfg.seed)
         self._selection = None
         m.guiding_ema.load_state_dict(m.guiding.state_dict())   # E_EMA restarts from E, see below
         m.generator_ema.load_state_dict(m.generator.state_dict())
