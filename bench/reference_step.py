@@ -86,7 +86,7 @@ def run(args):
     # batches as its data loader yields them: ((x, augmented x), labels), images in [-1, 1]
     images, augment, rng = to_signed(Digits('train', size=args.size).images), Augment(), torch.Generator().manual_seed(0)
     batches = []
-    for i in range(4):
+    for _ in range(4):
         x = images[torch.randint(len(images), (args.batch,), generator=rng)]
         batches.append(((x, augment(x, rng)), torch.zeros(args.batch, dtype=torch.long)))
     with torch.no_grad(): keys = C_EMA.moco(batches[0][0][1]).detach()

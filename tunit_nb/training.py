@@ -285,7 +285,8 @@ class Tunit(nn.Module):
         super().__init__()
         self.guiding = make_guiding_net(cfg)
         self.generator = Generator(cfg.size, cfg.sty_dim, cfg.g_width, cfg.g_res, cfg.g_mlp, cfg.g_content)
-        self.discriminator = Discriminator(cfg.size, cfg.k, cfg.d_width, cfg.d_max_dim, cfg.d_blocks)
+        # D's domains are E's argmax labels, always in range: no check, which would synchronise a GPU at each call
+        self.discriminator = Discriminator(cfg.size, cfg.k, cfg.d_width, cfg.d_max_dim, cfg.d_blocks, check_domain=False)
         self.guiding_ema, self.generator_ema = ema_copy(self.guiding), ema_copy(self.generator)
         self.queue = KeyQueue(cfg.queue_size, cfg.sty_dim)
 
@@ -553,7 +554,7 @@ class Trainer:
         # G and E: D frozen (and called without its DDP wrapper), so the backward pass stops at D's input
         D = m.discriminator.requires_grad_(False)
         with self.autocast():   # D's forward, its network pass compiled with `compile`
-            own = m.discriminator.own_logits(self.d_logits(fakes), torch.cat([y_ref, y]))
+            own = D.own_logits(self.d_logits(fakes), torch.cat([y_ref, y]))
             fake_logit, rec_logit = own.float().chunk(2)
             style_fake = E(fake)[1].float()
         g_total, g_parts = g_loss(fake_logit, rec_logit, rec, x, style_fake, keys_x[perm], m.queue,
