@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN ?= runs/digits
 
-.PHONY: setup train test test-nbs test-sync test-py test-slow export clean-nbs readme docs
+.PHONY: setup train pretrained run-nbs test test-nbs test-sync test-py test-slow export clean-nbs readme docs
 
 setup: $(STAMP)
 
@@ -24,6 +24,12 @@ $(STAMP): settings.ini setup.py pyproject.toml
 # Run again, it continues (or only re-evaluates) the run there.
 train: $(STAMP)
 	$(BIN)/tunit train --data digits --out $(RUN) $$(test -f $(RUN)/config.json && echo --resume)
+
+# The model that ships with the package (pretrained('digits')): a fresh run of the main job, packed into one file.
+pretrained: $(STAMP)
+	rm -rf runs/pretrained-digits
+	$(MAKE) train RUN=runs/pretrained-digits
+	$(BIN)/tunit pack --run runs/pretrained-digits --out tunit_nb/pretrained/digits.pt
 
 # Library and notebooks must agree: exporting and cleaning may change nothing.
 test-sync: $(STAMP)
@@ -50,6 +56,13 @@ test-slow: $(STAMP)
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/nbdev_sidebar
+
+# Execute notebooks top to bottom and save their outputs (what readers and the docs site see), then clean them.
+# All of them, or some: make run-nbs NBS="nbs/07_training.ipynb nbs/09_tutorial.ipynb"
+NBS ?= $(wildcard nbs/*.ipynb)
+run-nbs: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 --log-level WARN $(NBS)
+	$(BIN)/nbdev_clean
 
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs Quarto; this route does not).
 readme: $(STAMP)

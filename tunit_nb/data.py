@@ -70,15 +70,28 @@ def to_signed(images:torch.Tensor):
 
 def show_images(images:torch.Tensor, # (n, 3, h, w) images, uint8 or in [-1, 1]
                 nrow:int=8,          # images per row
-                title:str=None, ax=None, figsize=None):
-    "Show a batch of images as one grid."
+                title:str=None, ax=None, figsize=None,
+                col_labels=None,     # a label above each column
+                row_labels=None,     # a label left of each row
+                scale:float=0.6):    # inches per image (when `figsize` is None)
+    "Show a batch of images as one grid, its rows and columns labelled if asked."
     import matplotlib.pyplot as plt
     grid = make_grid(to_unit(images.cpu()), nrow=nrow, padding=1, pad_value=0.5)
-    if ax is None: _, ax = plt.subplots(figsize=figsize or (nrow * 0.6, (len(images) + nrow - 1) // nrow * 0.6 + 0.3))
+    rows = (len(images) + nrow - 1) // nrow
+    if ax is None: _, ax = plt.subplots(figsize=figsize or (nrow * scale + 0.6 * (row_labels is not None),
+                                                            rows * scale + 0.3 + 0.3 * (col_labels is not None)))
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation='nearest')
-    ax.set_axis_off()
+    if col_labels is None and row_labels is None: ax.set_axis_off()
+    else: _label_cells(ax, images.shape[-1], images.shape[-2], col_labels, row_labels)
     if title: ax.set_title(title)
     return ax
+
+def _label_cells(ax, w:int, h:int, col_labels, row_labels):
+    "Ticks at the centres of a `make_grid` picture's cells (1 px padding), labelled; no frame."
+    ax.set_xticks([1 + j * (w + 1) + w / 2 for j in range(len(col_labels or []))], list(map(str, col_labels or [])), fontsize=8)
+    ax.set_yticks([1 + i * (h + 1) + h / 2 for i in range(len(row_labels or []))], list(map(str, row_labels or [])), fontsize=8)
+    ax.xaxis.tick_top(); ax.tick_params(length=0, pad=2)
+    for spine in ax.spines.values(): spine.set_visible(False)
 
 # %% ../nbs/00_data.ipynb #dc04b32a
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pbm')

@@ -23,13 +23,14 @@ from .discriminator import Discriminator
 from .losses import d_loss, g_loss
 
 # %% auto #0
-__all__ = ['RUN_FIELDS', 'PRESETS', 'TrainConfig', 'validate_config', 'make_guiding_net', 'guiding_loss', 'guiding_terms',
-           'predict', 'head_iic_losses', 'select_head', 'ClusterCollapseWarning', 'cluster_sizes', 'check_clusters',
-           'distributed', 'setup_distributed', 'resolve_device', 'Tunit', 'images_of', 'DataOrder',
-           'NonFiniteLossError', 'keep_freed_memory', 'Trainer', 'config_differences', 'train_guiding', 'plot_history',
-           'plot_clusters', 'write_atomic', 'write_json', 'CheckpointWarning', 'load_checkpoint', 'Checkpoints',
-           'TrainingInterrupted', 'stop_requests', 'prepare_run_folder', 'save_samples', 'heldout_images',
-           'training_images', 'evaluate_run', 'train', 'load_run']
+__all__ = ['RUN_FIELDS', 'PRESETS', 'PACKED', 'TrainConfig', 'validate_config', 'make_guiding_net', 'make_generator',
+           'guiding_loss', 'guiding_terms', 'predict', 'head_iic_losses', 'select_head', 'ClusterCollapseWarning',
+           'cluster_sizes', 'check_clusters', 'distributed', 'setup_distributed', 'resolve_device', 'Tunit',
+           'images_of', 'DataOrder', 'NonFiniteLossError', 'keep_freed_memory', 'Trainer', 'config_differences',
+           'train_guiding', 'plot_history', 'plot_clusters', 'write_atomic', 'write_json', 'CheckpointWarning',
+           'load_checkpoint', 'Checkpoints', 'TrainingInterrupted', 'stop_requests', 'prepare_run_folder',
+           'save_samples', 'heldout_images', 'training_images', 'training_sample', 'evaluate_run', 'train',
+           'config_from', 'pretrained_models', 'load_run', 'pack_run', 'pretrained']
 
 # %% ../nbs/07_training.ipynb #144f7d6c
 @dataclass
@@ -170,6 +171,10 @@ def make_guiding_net(cfg:TrainConfig) -> GuidingNet:
     return GuidingNet(cfg.k, cfg.sty_dim, layers, n_heads=cfg.n_heads, k_over=cfg.k_over,
                       linear_std=cfg.head_std)
 
+def make_generator(cfg:TrainConfig) -> Generator:
+    "G as `cfg` describes it (on the CPU)."
+    return Generator(cfg.size, cfg.sty_dim, cfg.g_width, cfg.g_res, cfg.g_mlp, cfg.g_content)
+
 # %% ../nbs/07_training.ipynb #cb0684de
 def guiding_loss(guiding_net:GuidingNet,   # E, in training mode
                  guiding_ema:GuidingNet,   # E's EMA copy, encodes the keys
@@ -281,17 +286,23 @@ def resolve_device(device:str='auto') -> torch.device:
 
 class Tunit(nn.Module):
     "A run's networks: E, G, D, the EMA copies of E and G, and the key queue; `style`, `domain`, `translate` use the EMA copies."
-    def __init__(self, cfg:TrainConfig):
+    def __init__(self, cfg:TrainConfig,
+                 inference:bool=False): # only E_EMA and G_EMA, what translating needs (`load_run`, `pretrained`)
         super().__init__()
-        self.guiding = make_guiding_net(cfg)
-        self.generator = Generator(cfg.size, cfg.sty_dim, cfg.g_width, cfg.g_res, cfg.g_mlp, cfg.g_content)
-        # D's domains are E's argmax labels, always in range: no check, which would synchronise a GPU at each call
-        self.discriminator = Discriminator(cfg.size, cfg.k, cfg.d_width, cfg.d_max_dim, cfg.d_blocks, check_domain=False)
-        self.guiding_ema, self.generator_ema = ema_copy(self.guiding), ema_copy(self.generator)
-        self.queue = KeyQueue(cfg.queue_size, cfg.sty_dim)
+        self.cfg = cfg
+        if inference:
+            self.guiding_ema, self.generator_ema = (net.requires_grad_(False) for net in (make_guiding_net(cfg), make_generator(cfg)))
+        else:
+            self.guiding, self.generator = make_guiding_net(cfg), make_generator(cfg)
+            # D's domains are E's argmax labels, always in range: no check, which would synchronise a GPU at each call
+            self.discriminator = Discriminator(cfg.size, cfg.k, cfg.d_width, cfg.d_max_dim, cfg.d_blocks, check_domain=False)
+            self.guiding_ema, self.generator_ema = ema_copy(self.guiding), ema_copy(self.generator)
+            self.queue = KeyQueue(cfg.queue_size, cfg.sty_dim)
+        # what a loaded model knows of its run (`load_run`): the evaluation, the loss history, each domain's mean style
+        self.metrics, self.history, self.mean_styles = {}, [], None
 
     @property
-    def device(self): return self.queue.buffer.device
+    def device(self): return next(self.generator_ema.parameters()).device
 
     @torch.no_grad()
     def _batched(self, fn, *tensors, batch_size:int=256):
@@ -322,8 +333,13 @@ class Tunit(nn.Module):
         return self.translate_style(x_src, self.style(x_ref, batch_size).squeeze(0) if len(x_ref) == 1
                                     else self.style(x_ref, batch_size), batch_size)
 
-    def domain_styles(self, images:torch.Tensor):  # (n, 3, s, s) images that represent the data set
-        "The mean style code of each pseudo-domain: (k, sty_dim), NaN rows for domains no image falls in."
+    def domain_styles(self, images:torch.Tensor=None):  # (n, 3, s, s) images that represent the data set
+        "The mean style code of each pseudo-domain over `images`: (k, sty_dim), NaN rows for domains no image falls in. Without `images`: the ones saved with a packed model."
+        if images is None:
+            if self.mean_styles is None:
+                raise ValueError("this model has no saved mean styles (a packed model has them, a run folder's has "
+                                 "not): pass images of its data set")
+            return self.mean_styles.clone()
         codes, domains = self.style(images), self.domain(images)
         k = self.guiding_ema.k
         means = torch.full((k, codes.shape[1]), float('nan'))
@@ -679,7 +695,8 @@ def plot_clusters(images:torch.Tensor,          # (n, 3, h, w) images, uint8 or 
                   pseudo_labels:torch.Tensor,   # (n,) pseudo-domains
                   k:int,                        # pseudo-domains K
                   per_cluster:int=12,           # images shown per cluster (a row each)
-                  title:str=None):
+                  title:str=None,
+                  names:dict=None):             # cluster -> a name shown after its size, e.g. its matched class
     "A row of images per discovered cluster (empty rows for empty clusters), with its size."
     import matplotlib.pyplot as plt
     from tunit_nb.data import to_unit
@@ -691,7 +708,7 @@ def plot_clusters(images:torch.Tensor,          # (n, 3, h, w) images, uint8 or 
         for j, img in enumerate(members): canvas[:, c * (h + 1):c * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = to_unit(img)
     _, ax = plt.subplots(figsize=(per_cluster * 0.45 + 0.8, k * 0.45 + 0.4))
     ax.imshow(canvas.permute(1, 2, 0).numpy(), interpolation='nearest')
-    ax.set_yticks([c * (h + 1) + h / 2 for c in range(k)], [f'{c} ({int(sizes[c])})' for c in range(k)], fontsize=7)
+    ax.set_yticks([c * (h + 1) + h / 2 for c in range(k)], [f'{c} ({int(sizes[c])})' + (f': {names[c]}' if names and c in names else '') for c in range(k)], fontsize=7)
     ax.set_xticks([]); ax.set_ylabel('cluster (size)')
     if title: ax.set_title(title)
     return ax
@@ -717,11 +734,18 @@ def write_json(path, obj):
 
 class CheckpointWarning(UserWarning): "A checkpoint could not be read; an older one was used."
 
+def _numpy_arrays() -> list:
+    "What unpickling a NumPy array needs (the checkpoint's NumPy random state), and nothing that runs code."
+    core = getattr(np, '_core', None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
 def load_checkpoint(path, map_location='cpu') -> dict:
-    "A checkpoint written by `Checkpoints.save`, with an error naming the file when it cannot be read."
+    "A checkpoint written by `Checkpoints.save`, with an error naming the file when it cannot be read. Tensors and plain data only: no code is unpickled."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint '{path}' does not exist")
-    try: state = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(_numpy_arrays()):
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise ValueError(f"checkpoint '{path}' cannot be read ({type(e).__name__}: {str(e)[:200]}); it may be "
                          f"truncated or not a tunit_nb checkpoint") from None
@@ -829,6 +853,11 @@ def heldout_images(cfg:TrainConfig, n:int=None):
 def training_images(cfg:TrainConfig):
     "The training split of `cfg.data`, as the trainer reads it."
     return _split(cfg, 'train')
+
+def training_sample(cfg:TrainConfig, n:int=4096) -> torch.Tensor:
+    "At most `n` training images (a seeded sample; uint8 or in [-1, 1]): what each pseudo-domain's mean style is taken over."
+    data = training_images(cfg)
+    return images_of(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])[0]
 
 def evaluate_run(model:Tunit, cfg:TrainConfig, out=None, extractor=None, progress:bool=False) -> dict:
     "The evaluation of `08_evaluation` on the held-out images: metrics (and, with `out`, report pictures)."
@@ -945,17 +974,78 @@ def _save(checkpoints:Checkpoints, state:dict, main:bool):
     if distributed(): torch.distributed.barrier()   # no process runs ahead of a checkpoint being written
     return path
 
-def load_run(run, device:str='auto', checkpoint=None) -> tuple:
-    "(cfg, model) of the run folder `run` from its newest readable checkpoint (or `checkpoint`), in eval mode."
-    run = Path(run)
-    if not (run / 'config.json').is_file():
-        raise FileNotFoundError(f"'{run}' is not a run folder (no config.json): give the --out folder of tunit train")
-    saved = json.loads((run / 'config.json').read_text())
+# %% ../nbs/07_training.ipynb #6da6d842
+PACKED = 'tunit_nb packed model'   # the `format` of a packed model file
+
+def config_from(saved:dict, where:str, **changes) -> TrainConfig:
+    "The `TrainConfig` of a saved dict (config.json, a packed model), with `changes`; fields this version does not know are an error naming `where`."
     unknown = set(saved) - {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown: raise ValueError(f"'{run}/config.json' has settings this version of tunit_nb does not know "
+    if unknown: raise ValueError(f"'{where}' has settings this version of tunit_nb does not know "
                                  f"({', '.join(sorted(unknown))}): it was written by another version")
-    cfg = TrainConfig(**{**saved, 'device': device})
-    model = Tunit(cfg)
-    state = load_checkpoint(checkpoint) if checkpoint else Checkpoints(run / 'checkpoints').load()[0]
+    return TrainConfig(**{**saved, **changes})
+
+def pretrained_models() -> dict:
+    "Name -> file of the models that ship with the package (`pretrained`)."
+    import importlib.resources
+    return {p.stem: p for p in sorted((Path(str(importlib.resources.files('tunit_nb'))) / 'pretrained').glob('*.pt'))}
+
+def _read_jsonl(path:Path) -> list:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+
+def _load_packed(path:Path, device:str) -> tuple:
+    try: state = torch.load(path, map_location='cpu', weights_only=True)   # tensors and plain data, no code
+    except Exception as e:
+        raise ValueError(f"'{path}' cannot be read as a model file ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(state, dict) or state.get('format') != PACKED:
+        raise ValueError(f"'{path}' is not a packed tunit_nb model (written by pack_run / tunit pack): give a run "
+                         f"folder, a packed model file or the name of a shipped model ({', '.join(pretrained_models())})")
+    cfg = config_from(state['config'], path, device=device)
+    model = Tunit(cfg, inference=True)
     model.load_state_dict(state['model'])
+    model.metrics, model.history, model.mean_styles = state['metrics'], state['history'], state['mean_styles']
+    return cfg, model
+
+def load_run(run,                # a run folder, a packed model file (`pack_run`) or a shipped model's name ('digits')
+             device:str='auto',  # where the networks go
+             checkpoint=None     # a run folder's checkpoint file to use instead of its newest readable one
+            ) -> tuple:          # (cfg, model): E_EMA and G_EMA in eval mode, with the run's metrics and loss history
+    "The trained model of a run folder, of a packed model file or a shipped model, ready to translate."
+    path = Path(run)
+    if not path.exists() and str(run) in pretrained_models(): path = pretrained_models()[str(run)]
+    if path.is_file():
+        if checkpoint is not None: raise ValueError(f"a checkpoint goes with a run folder, not with the model file '{path}'")
+        cfg, model = _load_packed(path, device)
+    else:
+        if not (path / 'config.json').is_file():
+            raise FileNotFoundError(f"'{run}' is not a run folder (no config.json): give the --out folder of tunit "
+                                    f"train, a model file written by tunit pack, or a shipped model's name "
+                                    f"({', '.join(pretrained_models())})")
+        cfg = config_from(json.loads((path / 'config.json').read_text()), path / 'config.json', device=device)
+        state = load_checkpoint(checkpoint) if checkpoint else Checkpoints(path / 'checkpoints').load()[0]
+        model = Tunit(cfg, inference=True)
+        model.load_state_dict({n: t for n, t in state['model'].items() if n.split('.')[0] in dict(model.named_children())})
+        evaluated = [p for p in (path / 'metrics.json', path / 'report.json') if p.is_file()]   # train's, or tunit eval's
+        model.metrics = json.loads(evaluated[0].read_text()) if evaluated else {}
+        model.history = _read_jsonl(path / 'log.jsonl')
     return cfg, model.to(resolve_device(device)).eval()
+
+def pack_run(run,                # the run folder, evaluated (its metrics.json, or tunit eval's report.json)
+             out,                # the model file to write, e.g. 'digits.pt'
+             mean_over:int=4096  # training images (a seeded sample) that give each pseudo-domain's mean style
+            ) -> Path:
+    "One file with what translating needs, to share a trained model: E_EMA, G_EMA, the configuration, each pseudo-domain's mean style, the run's metrics and loss history (no D, optimisers or queue)."
+    cfg, model = load_run(run, 'cpu')
+    if not model.metrics:
+        raise FileNotFoundError(f"'{run}' has not been evaluated (no metrics.json or report.json): evaluate it first "
+                                f"(tunit eval --run {run}), so that the model file records how good it is")
+    state = dict(format=PACKED, config=asdict(dataclasses.replace(cfg, device='auto')), model=model.state_dict(),
+                 mean_styles=model.domain_styles(training_sample(cfg, mean_over)), metrics=model.metrics,
+                 history=model.history)
+    return write_atomic(out, lambda f: torch.save(state, f))
+
+def pretrained(name:str='digits',  # a shipped model: `pretrained_models()` lists them
+               device:str='auto') -> Tunit:
+    "A trained model that ships with the package, as `load_run` gives it (`model.cfg` is its configuration)."
+    if name not in pretrained_models():
+        raise ValueError(f"no shipped model named {name!r}; the package has {', '.join(pretrained_models()) or 'none'}")
+    return load_run(pretrained_models()[name], device)[1]     # the file: a folder named `name` here is not it
