@@ -138,21 +138,20 @@ def test_losses_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
     assert ('loss/g_adv', 10) in scalars and ('loss/iic', 5) in scalars and scalars[-1] == 'closed'
 
 
-def test_compile_flag_trains_like_eager():
-    "`compile=True` runs both phases without graph breaks, with eager's losses and weights (inductor on the CPU)."
+def test_compile_flag_trains_without_graph_breaks(tmp_path, monkeypatch):
+    "`compile=True` runs both phases without graph breaks; its first step's losses are eager's, the rest finite."
     # compiled: E, G, D's passes without R1's double backward, and G's and D's RMSprop steps
     from torch._dynamo.utils import counters
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path / 'inductor'))   # this test's kernels, no stale ones
     counters.clear()
-    logs, weights = {}, {}
+    logs = {}
     for compiled in (False, True):
         cfg = TrainConfig.preset('tiny', compile=compiled, warmup_iters=2, iters=4)
         trainer = Trainer(cfg, Digits('train', size=cfg.size))
-        start = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
             for _ in range(4): trainer.step(); trainer.flush()
         logs[compiled] = trainer.history
-        weights[compiled] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
         for opt in (trainer.opt_g, trainer.opt_d):   # the steps kept RMSprop's own state, which checkpoints save
             assert [int(opt.state[p]['step']) for g in opt.param_groups for p in g['params']] == [2] * len(opt.state)
         assert not [str(w.message) for w in caught if 'dynamo' in w.filename or 'inductor' in w.filename]
@@ -160,15 +159,41 @@ def test_compile_flag_trains_like_eager():
     breaks = {reason for reason in counters['graph_break'] if 'User-inserted graph break' not in reason}
     assert not breaks, breaks
     assert [r['phase'] for r in logs[True]] == ['warmup', 'warmup', 'gan', 'gan']
-    for eager, compiled in zip(logs[False], logs[True]):
-        for name, value in eager.items():
-            if isinstance(value, float) and name != 'seconds':
-                assert compiled[name] == pytest.approx(value, rel=1e-3, abs=1e-4), (eager['iteration'], name)
-    for net, tolerance in (('discriminator.', 1e-3), ('generator.', 0.05)):   # G's inputs come from E, which differs a little
-        names = [n for n in start if n.startswith(net)]
-        update = torch.cat([(weights[False][n] - start[n]).flatten() for n in names])
-        gap = torch.cat([(weights[True][n] - weights[False][n]).flatten() for n in names])
-        assert gap.norm() <= tolerance * update.norm(), (net, float(gap.norm() / update.norm()))
+    # The first step: the same weights and batch, other kernels; its losses (means of a few hundred float32 terms
+    # of size ~10) agree far within 1e-4. Later steps are not compared: an untrained E's domain logits are nearly
+    # equal, so a last-bit difference can flip an argmax, hence a pseudo-label and the head of D that judges it.
+    for name, value in logs[False][0].items():
+        if isinstance(value, float) and name != 'seconds':
+            assert logs[True][0][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+    assert all(torch.isfinite(torch.tensor(v)) for r in logs[True] for v in r.values() if isinstance(v, float))
+
+
+def test_compiled_networks_and_optimiser_step_compute_eagers_function(tmp_path, monkeypatch):
+    "In float64, where the same sums agree to some 1e-15, compiled E (forward and backward, training mode), G, D and RMSprop's step are the eager ones."
+    import copy
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path / 'inductor'))
+    from tunit_nb.training import Tunit
+    torch.manual_seed(0)
+    cfg = TrainConfig.preset('tiny')
+    model = Tunit(cfg).double()
+    x = (Digits('train', size=cfg.size).images[:8].double() / 127.5 - 1).requires_grad_()
+    style = torch.randn(8, cfg.sty_dim, dtype=torch.float64)
+    def close(a, b): torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+    every_head = lambda n: torch.cat([o.flatten() for o in n(x, all_heads=True).values() if o is not None])
+    for net, run in ((model.guiding, every_head), (model.generator, lambda n: n(x, style)),
+                     (model.discriminator, lambda n: n.logits(x))):
+        eager, compiled = copy.deepcopy(net), torch.compile(copy.deepcopy(net))
+        out_eager, out_compiled = run(eager), run(compiled)
+        close(out_compiled, out_eager)
+        for a, b in zip(torch.autograd.grad(out_compiled.square().sum(), [x, *compiled.parameters()]),
+                        torch.autograd.grad(out_eager.square().sum(), [x, *eager.parameters()])): close(a, b)
+    D_eager, D_compiled = copy.deepcopy(model.discriminator), copy.deepcopy(model.discriminator)
+    opts = [torch.optim.RMSprop(D.parameters(), lr=1e-3, weight_decay=1e-4) for D in (D_eager, D_compiled)]
+    steps = (opts[0].step, torch.compile(opts[1].step))
+    for _ in range(2):
+        for D, opt, step in zip((D_eager, D_compiled), opts, steps):
+            opt.zero_grad(); D.logits(x.detach()).square().sum().backward(); step()
+    for a, b in zip(D_compiled.parameters(), D_eager.parameters()): close(a, b)
 
 
 def test_keep_freed_memory_stops_page_faults_of_large_blocks():
