@@ -7,7 +7,9 @@ accuracy, NMI and ARI, for several seeds. For comparison it clusters the same he
 images' raw 8x8 pixels (64 values) with k-means and spectral clustering.
 Ends with one line: accuracy=<mean over seeds> nmi=<...> ari=<...> seconds=<wall per seed> kmeans_accuracy=<...>
 
-    python bench/guiding_digits.py [--seeds 0 1 2] [--iters N] [--threads 1]
+    python bench/guiding_digits.py [--seeds 0 1 2] [--iters N] [--threads 1] [--set FIELD=VALUE ...]
+
+`--set` changes fields of the preset, e.g. `--set restarts=1 w_balance=10` (19_experiments has the ablations).
 """
 import argparse, time, warnings
 
@@ -18,7 +20,21 @@ from sklearn.datasets import load_digits
 
 from tunit_nb.data import Digits, to_signed
 from tunit_nb.evaluation import cluster_metrics
-from tunit_nb.training import TrainConfig, train_guiding, predict, check_clusters
+from tunit_nb.config import TrainConfig
+from tunit_nb.clustering import check_clusters, predict
+from tunit_nb.trainer import train_guiding
+
+
+def field_values(pairs:list) -> dict:
+    "{field: value} from ['field=value', ...], each value read as the field's type (a number, a bool, none)."
+    from tunit_nb.cli import option_type
+    import typing
+    hints, out = typing.get_type_hints(TrainConfig), {}
+    for pair in pairs:
+        name, eq, text = pair.partition('=')
+        if not eq or name not in hints: raise ValueError(f"--set takes FIELD=VALUE with a TrainConfig field, not {pair!r}")
+        out[name] = text.lower() in ('1', 'true', 'yes') if hints[name] is bool else option_type(hints[name])(text)
+    return out
 
 
 def raw_pixel_baselines(held:Digits):
@@ -35,9 +51,13 @@ def main():
     parser.add_argument('--iters', type=int, default=None, help='warm-up steps (default: the preset)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads; 1 is fastest on a 2-core machine shared with other work')
+    parser.add_argument('--set', nargs='+', default=[], metavar='FIELD=VALUE',
+                        help="TrainConfig fields to change from the digits preset, e.g. restarts=1 w_balance=10")
     args = parser.parse_args()
+    try: changes = field_values(args.set)
+    except ValueError as e: parser.error(str(e))
     torch.set_num_threads(args.threads)
-    cfg0 = TrainConfig.preset('digits')
+    cfg0 = TrainConfig.preset('digits', **changes)
     print(f'config: {cfg0}')
     train, held = Digits('train', size=cfg0.size), Digits('heldout', size=cfg0.size)
     x_held = to_signed(held.images)
@@ -47,7 +67,7 @@ def main():
           f"spectral accuracy={spectral['clustering_accuracy']:.3f} nmi={spectral['nmi']:.3f} ari={spectral['ari']:.3f}")
     results = []
     for seed in args.seeds:
-        cfg = TrainConfig.preset('digits', seed=seed)
+        cfg = TrainConfig.preset('digits', **{**changes, 'seed': seed})
         def progress(it, parts, run):  # held-out figures along the way, for the record only (training never sees them)
             if it % 250 == 0:
                 m = cluster_metrics(held.targets, predict(run.model.guiding, x_held))

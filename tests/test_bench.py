@@ -16,3 +16,7 @@ def test_reference_step_names_a_folder_that_is_not_the_reference(tmp_path):
 def test_step_compare_asks_for_the_reference_folder():
     out = run(BENCH / 'step.py', '--compare', '--modes', 'eager', 'reference')
     assert out.returncode != 0 and "mode 'reference' needs --reference" in out.stderr
+
+def test_guiding_benchmark_names_a_field_it_cannot_set():
+    out = run(BENCH / 'guiding_digits.py', '--set', 'colour=red')
+    assert out.returncode != 0 and "--set takes FIELD=VALUE with a TrainConfig field, not 'colour=red'" in out.stderr
