@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from tunit_nb.data import Digits
-from tunit_nb.training import PRESETS, TrainConfig, Trainer
+from tunit_nb.config import PRESETS, TrainConfig
+from tunit_nb.trainer import Trainer
 
 MODES = dict(eager={}, channels_last=dict(channels_last=True), compile=dict(compile=True), bf16=dict(amp='bf16'),
              all=dict(channels_last=True, amp='bf16'), compile_bf16=dict(compile=True, amp='bf16'),

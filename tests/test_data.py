@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tunit_nb.data import (Digits, ImageFolder, TwoViews, UnreadableImageWarning, get_dataset, load_rgb,
-                           make_loader, one_view)
+from tunit_nb.data import (DataOrder, Digits, ImageFolder, UnreadableImageWarning, get_dataset, images_of, load_rgb,
+                           one_view, ordered_loader)
 
 
 def _png(path, color=(200, 10, 10), size=(20, 20), mode='RGB'):
@@ -53,7 +53,7 @@ def test_folder_without_images_lists_extensions(tmp_path):
 def test_fewer_images_than_a_batch(tmp_path):
     for i in range(3): _png(tmp_path / f'{i}.png')
     with pytest.raises(ValueError, match='fewer than one batch of 8') as e:
-        make_loader(ImageFolder(tmp_path, transform=one_view(32)), batch_size=8)
+        DataOrder(len(ImageFolder(tmp_path, transform=one_view(32)))).take(8)
     assert 'at most 3' in str(e.value)
 
 
@@ -116,11 +116,10 @@ def test_image_that_fails_only_when_decoded_is_replaced_mid_epoch(tmp_path):
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, 'JPEG')
     (tmp_path / 'late.jpg').write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # header fine, data cut
-    ds = ImageFolder(tmp_path, transform=TwoViews(32))
+    ds = ImageFolder(tmp_path, transform=one_view(32))
     assert len(ds) == 5  # passes the header check
     with pytest.warns(UnreadableImageWarning, match='late.jpg'):
-        batches = list(make_loader(ds, batch_size=5, train=False))
-    (x, x_aug), _ = batches[0]
+        x, _ = next(iter(ordered_loader(ds, DataOrder(len(ds)), lambda it: 5)))
     assert x.shape == (5, 3, 32, 32) and torch.isfinite(x).all()
 
 
@@ -140,19 +139,13 @@ def test_folder_split_is_disjoint_stratified_and_seeded(tmp_path):
     assert list(get_dataset(tmp_path, 'heldout', heldout=0.2).indices) == list(he.indices)
 
 
-def test_two_views_are_seeded():
-    img = Digits('train').images[0]
-    def views(seed):
-        torch.manual_seed(seed)
-        return TwoViews(32, flip=False, strength=2.0)(img)[1]
-    assert torch.equal(views(0), views(0)) and not torch.equal(views(0), views(1))
-
-
-def test_distributed_sampler_when_initialised(tmp_path):
-    import torch.distributed as dist
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/rdzv', rank=0, world_size=1)
-    try:
-        loader = make_loader(Digits('heldout'), batch_size=16)
-        assert type(loader.sampler).__name__ == 'DistributedSampler'
-    finally:
-        dist.destroy_process_group()
+def test_ordered_loader_workers_read_what_the_order_hands_out(tmp_path):
+    "Worker processes read a folder's batches ahead, in the order's own sequence, across an epoch boundary and a batch-size change."
+    for i in range(10): _png(tmp_path / f'{i}.png', color=(25 * i, 0, 0))
+    folder = ImageFolder(tmp_path, transform=one_view(32))
+    order, sizes = DataOrder(len(folder), seed=3), lambda it: 4 if it < 2 else 3
+    read = iter(ordered_loader(folder, order, sizes, start=0, workers=2))
+    for it in range(6):                                    # 10 images: epochs of 2 batches of 4, then of 3 batches of 3
+        images, _ = next(read)
+        assert torch.equal(images, images_of(folder, order.take(sizes(it)))[0]), it
+    assert order.epoch >= 2

@@ -47,7 +47,6 @@ def test_rejects_wrong_domain_shape_and_sizes():
 def test_reference_parameter_counts():
     # reference (clovaai/tunit): D 33.2 M at 64 px
     assert n_params(Discriminator(64, 10)) == 33_170_122
-    assert abs(n_params(Discriminator(64, 10)) / 33.2e6 - 1) < 0.05
 
 
 def test_frn():

@@ -61,8 +61,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 from tunit_nb.data import Digits
-from tunit_nb.evaluation import (DigitClassifier, evaluate, fit_digit_classifier, thumbnails, translation_accuracy,
-                                 write_json)
+from tunit_nb.evaluation import DigitClassifier, evaluate, fit_digit_classifier, thumbnails, translation_accuracy
 
 PNG = b'\x89PNG\r\n\x1a\n'
 
@@ -142,12 +141,3 @@ def test_partly_labelled_images_are_scored_on_their_labels(digits):
     known = targets >= 0
     expected = cluster_metrics(held.targets[known], model.domain(held.images)[known])
     assert all(report[key] == expected[key] for key in expected) and report['n_images'] == len(held)
-
-
-def test_write_json_is_atomic(tmp_path):
-    path = tmp_path / 'report.json'
-    write_json(path, {'a': 1})
-    with pytest.raises(TypeError):
-        write_json(path, {'a': object()})                            # not serialisable: the old report survives
-    assert json.loads(path.read_text()) == {'a': 1}
-    assert [p.name for p in tmp_path.iterdir()] == ['report.json']   # no temporary file left behind

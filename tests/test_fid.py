@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from tunit_nb.data import Digits
-from tunit_nb.evaluation import (FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, _fid_state_dict,
+from tunit_nb.fid import (FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, _fid_state_dict,
                                  default_fid_weights, fid, fid_features, frechet_distance, mfid)
 from tolerance import assert_within, sum_gap
 

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from tunit_nb.data import Digits
-from tunit_nb.generator import Generator, UpConv, adain, check_size, conv, mix_grid
+from tunit_nb.generator import Generator, UpConv, adain, conv, mix_grid
+from tunit_nb.layers import check_size
 from tolerance import UNIT_ROUNDOFF, assert_within, sum_gap
 
 
@@ -38,7 +39,6 @@ def test_rejects_bad_sizes(size):
 def test_reference_parameter_counts():
     # reference (clovaai/tunit, nf 64 below 256 px, MLP 256, 2 res blocks, style 128): G 7.1 M at 64 px
     assert n_params(Generator(64)) == 7_143_299
-    assert abs(n_params(Generator(64)) / 7.1e6 - 1) < 0.05
     assert n_params(Generator(32)) < n_params(Generator(64)) < n_params(Generator(128))
 
 

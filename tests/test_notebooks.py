@@ -100,3 +100,37 @@ def test_readme_links_every_notebook_and_its_page():
         if nb.name == 'index.ipynb': continue
         assert f'](nbs/{nb.name})' in readme, f"README.md does not link {nb.name}: run make readme"
         assert f'](https://tunit-nb.github.io/tunit_nb/{nb.stem}.html)' in readme, nb.stem
+
+
+# ---- the library's structure: one concern per module, in the book's order
+
+MODULES = {p.stem: p for p in (ROOT / 'tunit_nb').glob('*.py') if not p.stem.startswith('_')}
+
+
+def _notebook_of(module):
+    "The numbered notebook a module is exported from, and its number."
+    for nb in NBS:
+        first = ''.join(json.loads(nb.read_text())['cells'][0]['source'])
+        if re.search(rf'#\| default_exp {module}\b', first): return nb, int(nb.name[:2]) if nb.name[:2].isdigit() else -1
+    raise AssertionError(f"no notebook exports tunit_nb/{module}.py")
+
+
+@pytest.mark.parametrize('module', sorted(MODULES))
+def test_a_module_imports_only_modules_before_it_in_the_book(module):
+    _, number = _notebook_of(module)
+    imported = set(re.findall(r'^from \.(\w+) import', MODULES[module].read_text(), re.M))
+    later = {m: _notebook_of(m)[1] for m in imported if _notebook_of(m)[1] >= number}
+    assert not later, f"tunit_nb/{module}.py (notebook {number:02d}) imports modules of later chapters: {later}"
+
+
+@pytest.mark.parametrize('module', sorted(MODULES))
+def test_modules_are_small_and_tested_beside(module):
+    lines = len(MODULES[module].read_text().splitlines())
+    assert lines <= 400, f"tunit_nb/{module}.py has {lines} lines: split it by concern"
+    assert (ROOT / 'tests' / f'test_{module}.py').is_file(), f"tests/test_{module}.py is missing"
+
+
+def test_the_old_imports_still_work():
+    from tunit_nb.training import TrainConfig, Trainer, Tunit, load_run, train, train_guiding, predict, plot_history
+    from tunit_nb.model import TunitModel
+    assert Tunit is TunitModel and TrainConfig.preset('tiny').size == 32

@@ -22,15 +22,15 @@ def small_vgg(width:int=16,  # channels of the first stage; each stage doubles t
     "A VGG-style layer list for small images on CPU: `pool` input average pools, then `depth` stages of one conv and a max-pool."
     return ('A',) * pool + tuple(x for d in range(depth) for x in (width * 2 ** d, 'M'))
 
-def make_backbone(cfg:tuple=VGG11,  # VGG layer list: channel counts, 'M' for max-pool, 'A' for average pool
+def make_backbone(layers:tuple=VGG11,  # VGG layer list: channel counts, 'M' for max-pool, 'A' for average pool
                   in_channels:int=3):
-    "Conv-BN-ReLU layers from `cfg`, then global average pooling: (b, c, h, w) -> (b, last channels)."
-    layers, c = [], in_channels
-    for v in cfg:
-        if v in ('M', 'A'): layers.append(nn.MaxPool2d(2) if v == 'M' else nn.AvgPool2d(2)); continue
-        layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+    "Conv-BN-ReLU layers from `layers`, then global average pooling: (b, c, h, w) -> (b, last channels)."
+    modules, c = [], in_channels
+    for v in layers:
+        if v in ('M', 'A'): modules.append(nn.MaxPool2d(2) if v == 'M' else nn.AvgPool2d(2)); continue
+        modules += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
         c = v
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(*modules, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 # %% ../nbs/01_guiding_network.ipynb #3615bae4
 class GuidingNet(nn.Module):
@@ -38,15 +38,15 @@ class GuidingNet(nn.Module):
     def __init__(self,
                  k:int=10,             # pseudo-domains K
                  sty_dim:int=128,      # width of the style code
-                 cfg:tuple=VGG11,      # backbone layer list (`VGG11` or `small_vgg(width, depth)`)
+                 layers:tuple=VGG11,   # backbone layer list (`VGG11` or `small_vgg(width, depth)`)
                  n_heads:int=1,        # domain sub-heads trained side by side; `select_head` picks one
                  k_over:int=0,         # clusters of the over-clustering heads (0: none)
                  linear_std:float|None=0.01,  # std of the heads' normal init (the reference's); None: PyTorch's default
                  in_channels:int=3):
         super().__init__()
         self.k, self.sty_dim, self.k_over, self.linear_std = k, sty_dim, k_over, linear_std
-        self.backbone = make_backbone(cfg, in_channels)
-        dim = [v for v in cfg if v not in ('M', 'A')][-1]
+        self.backbone = make_backbone(layers, in_channels)
+        dim = [v for v in layers if v not in ('M', 'A')][-1]
         self.domain_heads = nn.ModuleList(nn.Linear(dim, k) for _ in range(n_heads))
         self.over_heads = nn.ModuleList(nn.Linear(dim, k_over) for _ in range(n_heads if k_over else 0))
         self.style_head = nn.Linear(dim, sty_dim)

@@ -6,7 +6,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tunit_nb.data import Digits
-from tunit_nb.training import Checkpoints, TrainConfig, Trainer, train
+from tunit_nb.config import TrainConfig
+from tunit_nb.trainer import Trainer
+from tunit_nb.training import Checkpoints, train
 
 CFG = dict(warmup_iters=4, iters=8, checkpoint_every=4, queue_size=1024, device='cpu')
 
