@@ -77,6 +77,20 @@ def test_train_on_an_unlabelled_folder(folders, tmp_path):
     assert 'clustering_accuracy' not in report and sum(report['cluster_sizes']) == 20
 
 
+def test_a_folder_without_preset_gets_the_cpu_preset_a_reason_and_a_time_estimate(folders, tmp_path):
+    "On a CPU, a folder without --preset trains the photos preset, says why, and prints the measured speed of each phase."
+    out = tmp_path / 'run'
+    result = tunit('train', '--data', folders / 'unlabelled', '--out', out, '--iters', '36', '--warmup-iters', '20',
+                   '--batch-size', '8', '--warmup-batch-size', '8', '--no-eval', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr
+    assert "preset photos: no GPU: 'photos', the CPU preset for photographs" in result.stdout
+    assert 'restart_iters 600 -> ' in result.stderr                    # E's trials fitted into the shorter warm-up
+    assert 's per warm-up step' in result.stdout + result.stderr and 's per GAN step' in result.stdout + result.stderr
+    config = json.loads((out / 'config.json').read_text())
+    assert config['flip'] and config['size'] == 32 and config['warmup_iters'] == 20 and config['restarts'] == 4
+    assert (out / 'cache').is_dir() and len(list((out / 'cache').glob('*.u8'))) == 1   # decoded once, beside the run
+
+
 def test_translate_with_a_reference_file(run, folders, tmp_path):
     result = tunit('translate', '--run', run[0], '--src', folders / 'sources' / 'src00001.png',
                    '--ref', folders / 'references' / 'ref00000.png', '--out', tmp_path)

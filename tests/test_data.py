@@ -1,12 +1,12 @@
 "Data layer on real files: layouts, image modes, bad input. Files are generated in tmp_path."
-import io, warnings
+import io, os, warnings
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tunit_nb.data import (DataOrder, Digits, ImageFolder, UnreadableImageWarning, get_dataset, images_of, load_rgb,
-                           one_view, ordered_loader)
+from tunit_nb.data import Digits, ImageFolder, UnreadableImageWarning, load_rgb, one_view
+from tunit_nb.loading import DataOrder, ordered_loader
 
 
 def _png(path, color=(200, 10, 10), size=(20, 20), mode='RGB'):
@@ -128,24 +128,3 @@ def test_folder_of_only_bad_files(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with pytest.raises(FileNotFoundError, match='None of the 3 image files'): ImageFolder(tmp_path)
-
-
-def test_folder_split_is_disjoint_stratified_and_seeded(tmp_path):
-    for c in ('a', 'b'):
-        for i in range(10): _png(tmp_path / c / f'{i}.png')
-    tr, he = get_dataset(tmp_path, 'train', heldout=0.2), get_dataset(tmp_path, 'heldout', heldout=0.2)
-    assert len(tr) == 16 and len(he) == 4 and not set(tr.indices) & set(he.indices)
-    assert sorted(he.targets.tolist()) == [0, 0, 1, 1]
-    assert list(get_dataset(tmp_path, 'heldout', heldout=0.2).indices) == list(he.indices)
-
-
-def test_ordered_loader_workers_read_what_the_order_hands_out(tmp_path):
-    "Worker processes read a folder's batches ahead, in the order's own sequence, across an epoch boundary and a batch-size change."
-    for i in range(10): _png(tmp_path / f'{i}.png', color=(25 * i, 0, 0))
-    folder = ImageFolder(tmp_path, transform=one_view(32))
-    order, sizes = DataOrder(len(folder), seed=3), lambda it: 4 if it < 2 else 3
-    read = iter(ordered_loader(folder, order, sizes, start=0, workers=2))
-    for it in range(6):                                    # 10 images: epochs of 2 batches of 4, then of 3 batches of 3
-        images, _ = next(read)
-        assert torch.equal(images, images_of(folder, order.take(sizes(it)))[0]), it
-    assert order.epoch >= 2

@@ -108,10 +108,10 @@ MODULES = {p.stem: p for p in (ROOT / 'tunit_nb').glob('*.py') if not p.stem.sta
 
 
 def _notebook_of(module):
-    "The numbered notebook a module is exported from, and its number."
-    for nb in NBS:
+    "The notebook a module is exported from, and its place in the book (the notebooks' sorted order: 00_, 00a_, 01_, ...)."
+    for place, nb in enumerate(sorted(NBS)):
         first = ''.join(json.loads(nb.read_text())['cells'][0]['source'])
-        if re.search(rf'#\| default_exp {module}\b', first): return nb, int(nb.name[:2]) if nb.name[:2].isdigit() else -1
+        if re.search(rf'#\| default_exp {module}\b', first): return nb, place
     raise AssertionError(f"no notebook exports tunit_nb/{module}.py")
 
 
@@ -119,8 +119,8 @@ def _notebook_of(module):
 def test_a_module_imports_only_modules_before_it_in_the_book(module):
     _, number = _notebook_of(module)
     imported = set(re.findall(r'^from \.(\w+) import', MODULES[module].read_text(), re.M))
-    later = {m: _notebook_of(m)[1] for m in imported if _notebook_of(m)[1] >= number}
-    assert not later, f"tunit_nb/{module}.py (notebook {number:02d}) imports modules of later chapters: {later}"
+    later = {m: _notebook_of(m)[0].name for m in imported if _notebook_of(m)[1] >= number}
+    assert not later, f"tunit_nb/{module}.py ({_notebook_of(module)[0].name}) imports modules of later chapters: {later}"
 
 
 @pytest.mark.parametrize('module', sorted(MODULES))

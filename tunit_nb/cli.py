@@ -19,12 +19,12 @@ import torch
 from torchvision.utils import save_image
 
 from .data import find_images, load_rgb, one_view, to_unit
-from .config import PRESETS, TrainConfig, config_from
-from .runtime import setup_distributed
+from .config import PRESETS, TrainConfig, choose_preset, config_from
+from .runtime import resolve_device, setup_distributed
 from .trainer import NonFiniteLossError
 from .fid import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, default_fid_weights
 from .evaluation import translation_grid
-from .training import TrainingInterrupted, evaluate_run, load_run, pack_run, pretrained_models, train, training_sample
+from .training import TrainingInterrupted, evaluate_run, load_run, pack_run, pretrained_models, run_cache, train, training_sample
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'SUBCOMMANDS', 'DOMAIN_IMAGES', 'GRID_MAX', 'RUN_HELP', 'option_type', 'field_comments',
@@ -146,8 +146,10 @@ def train_config(options:argparse.Namespace) -> tuple:
     out = Path(options.out) if options.out else default_out(given.get('data', 'digits'))
     saved = saved_config(out) if options.resume and options.preset is None else None
     if saved is not None: return dataclasses.replace(saved, **given), out, str(out / 'config.json')
-    preset = options.preset or ('digits' if given.get('data', 'digits') == 'digits' else 'paper')
-    return TrainConfig.preset(preset, **given), out, f'preset {preset}'
+    if options.preset: return TrainConfig.preset(options.preset, **given), out, f'preset {options.preset}'
+    cuda = resolve_device(given.get('device', 'auto')).type == 'cuda'
+    name, changes, why = choose_preset(given.get('data', 'digits'), cuda)     # from the data and the device
+    return TrainConfig.preset(name, **{**changes, **given}), out, f'preset {name}: {why}'
 
 def format_metrics(metrics:dict) -> str:
     "A run's figures in two lines: scores (those available) and the held-out images per pseudo-domain."
@@ -179,8 +181,9 @@ def add_train(commands):
                             description="Train TUNIT and write a run folder. Start from a preset; every TrainConfig "
                                         "field is an option. With --resume and no --preset, the run's config.json "
                                         "gives the options left out.")
-    p.add_argument('--preset', choices=list(PRESETS), help='starting configuration (default: digits for --data '
-                                                           'digits, else paper; with --resume: the run\'s own)')
+    p.add_argument('--preset', choices=list(PRESETS), help="starting configuration (default: chosen from the data and "
+                   "the device: digits for --data digits; for a folder paper on a GPU, photos on a CPU; with --resume: "
+                   "the run's own)")
     p.add_argument('--out', metavar='DIR', help='run folder (default: runs/<data name>)')
     again = p.add_mutually_exclusive_group()
     again.add_argument('--resume', action='store_true', help='continue the run in --out from its newest checkpoint')
@@ -224,13 +227,13 @@ def run_data(cfg:TrainConfig, purpose:str):
 
 DOMAIN_IMAGES = 4096  # at most this many training images (a seeded sample) give each pseudo-domain's mean style
 
-def domain_style(model, cfg:TrainConfig, domain:int, max_images:int=DOMAIN_IMAGES) -> torch.Tensor:
-    "The mean style code (sty_dim,) of pseudo-domain `domain`: saved with a packed model, else over the run's training images."
+def domain_style(model, cfg:TrainConfig, domain:int, max_images:int=DOMAIN_IMAGES, cache=None) -> torch.Tensor:
+    "The mean style code (sty_dim,) of pseudo-domain `domain`: saved with a packed model, else over the run's training images (`cache`: the run's)."
     if not 0 <= domain < cfg.k:
         raise ValueError(f"--domain {domain} is out of range: the run has K={cfg.k} pseudo-domains, 0 to {cfg.k - 1}")
     if model.mean_styles is not None: styles = model.domain_styles()                 # (k, sty_dim), NaN: empty
     else:
-        with run_data(cfg, f'--domain {domain}'): styles = model.domain_styles(training_sample(cfg, max_images))
+        with run_data(cfg, f'--domain {domain}'): styles = model.domain_styles(training_sample(cfg, max_images, cache))
     if styles[domain].isnan().any():
         found = (~styles.isnan().any(1)).nonzero().flatten().tolist()
         raise ValueError(f"pseudo-domain {domain} is empty: none of the run's training images falls in it. "
@@ -253,7 +256,8 @@ def _translate(options):
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     if options.domain is not None:
-        fake = model.translate_style(x_src, domain_style(model, cfg, options.domain)) # (n, 3, s, s)
+        style = domain_style(model, cfg, options.domain, cache=run_cache(options.run))     # (sty_dim,)
+        fake = model.translate_style(x_src, style)                                       # (n, 3, s, s)
         written = [_save(f, out / f'{name}_domain{options.domain}.png') for name, f in zip(sources, fake)]
         if len(x_src) > 1:  # sources on top, their translations below
             save_image(to_unit(torch.cat([x_src[:GRID_MAX], fake[:GRID_MAX]])), out / 'grid.png',
@@ -313,7 +317,7 @@ def _eval(options):
         raise ValueError(f"'{options.run}' is a model, not a run folder: give --out DIR for the report and its pictures")
     extractor = fid_extractor(options.fid_weights, options.no_fid)
     with run_data(cfg, 'tunit eval'):
-        report = evaluate_run(model, cfg, out=out, progress=not options.quiet,
+        report = evaluate_run(model, cfg, out=out, progress=not options.quiet, cache=run_cache(options.run),
                               extractor=None if extractor is None else extractor.to(model.device))
     print(format_metrics(report))
     pictures = [n for n in ('tsne.png', 'confusion.png', 'translations.png') if (out / n).exists()]

@@ -92,17 +92,17 @@ def cluster_sizes(pseudo_labels:torch.Tensor, k:int) -> torch.Tensor:  # (n,) ps
 def check_clusters(pseudo_labels:torch.Tensor,  # (n,) pseudo-labels
                    k:int,                       # pseudo-domains K
                    where:str='the data',        # named in the warning
-                   max_share:float=0.5,         # warn when one cluster holds more than this share
                    max_empty:float=0.5) -> bool: # warn when more than this share of clusters is empty
     "Warn (`ClusterCollapseWarning`) with advice when the clustering has collapsed; True when healthy."
     sizes = cluster_sizes(pseudo_labels, k)
     share, empty = sizes.max().item() / max(sizes.sum().item(), 1), int((sizes == 0).sum())
-    if share <= max_share and empty <= max_empty * k: return True
+    # collapsed: the largest cluster is more than half way from an even share (1/K) to every image
+    if share <= (1 + 1 / k) / 2 and empty <= max_empty * k: return True
     warnings.warn(f"E's clustering of {where} has collapsed: the largest of K={k} clusters holds {share:.0%} of "
-                  f"the images and {empty} cluster(s) are empty. Try: more warm-up iterations, a K closer to the "
-                  f"number of domains you expect, a stronger (or, if x+ no longer looks like x, weaker) "
-                  f"augmentation strength, a lower learning rate, or sub-heads and over-clustering (n_heads, k_over).",
-                  ClusterCollapseWarning, stacklevel=2)
+                  f"the images (an even share is {1 / k:.0%}) and {empty} cluster(s) are empty. Try: more warm-up "
+                  f"iterations, a K closer to the number of domains you expect, a stronger (or, if x+ no longer looks "
+                  f"like x, weaker) augmentation strength, a lower learning rate, or sub-heads and over-clustering "
+                  f"(n_heads, k_over).", ClusterCollapseWarning, stacklevel=2)
     return False
 
 # %% ../nbs/11_clustering.ipynb #82795682

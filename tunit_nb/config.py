@@ -4,13 +4,15 @@
 
 # %% ../nbs/08_config.ipynb #457a4533
 from __future__ import annotations
-import dataclasses, json
+import dataclasses, json, random, warnings
 from dataclasses import dataclass, asdict
 
 from .layers import check_size
+from .data import find_images
 
 # %% auto #0
-__all__ = ['PRESETS', 'RUN_FIELDS', 'TrainConfig', 'validate_config', 'config_from', 'config_differences']
+__all__ = ['PRESETS', 'RUN_FIELDS', 'TrainConfig', 'validate_config', 'AdjustedSettingWarning', 'fit_schedule', 'image_sides',
+           'choose_preset', 'config_from', 'config_differences']
 
 # %% ../nbs/08_config.ipynb #3da4fcf7
 @dataclass
@@ -74,7 +76,8 @@ class TrainConfig:
     checkpoint_every:int = 1000  # steps between checkpoints (and one at the end)
     keep_checkpoints:int = 3     # checkpoints kept; older ones are deleted
     eval_every:int = 0           # steps between held-out evaluations appended to evals.jsonl (0: only at the end)
-    workers:int = 0              # data loader processes for image folders
+    workers:int = 0              # data loader processes for image folders read through a transform
+    image_memory:float = 4.      # GiB of a folder's decoded images kept in memory; more are memory-mapped from a file
     sync_bn:bool = False         # synchronise E's BatchNorm statistics across GPUs (DDP on CUDA only)
     amp:str = 'auto'             # mixed precision: 'bf16', 'off', or 'auto' (bf16 on CUDA, off on the CPU)
     channels_last:bool = False   # NHWC memory format for the convolutions
@@ -87,11 +90,12 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, name:str='paper', **overrides):
-        "The preset `name` ('paper', 'digits', 'tiny'), with `overrides` applied."
+        "The preset `name` ('paper', 'digits', 'photos', 'tiny'), with `overrides` applied (a shorter schedule scaled: `fit_schedule`)."
         if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown: raise TypeError(f"TrainConfig has no field(s) {', '.join(sorted(unknown))}")
-        return cls(**{**PRESETS[name], **overrides})
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        return cls(**fit_schedule({**defaults, **PRESETS[name]}, overrides))
 
     def batch_at(self, iteration:int) -> int:
         "Images x in the batch of step `iteration` (0-based)."
@@ -142,9 +146,62 @@ PRESETS = dict(
               batch_size=8, warmup_batch_size=32, warmup_iters=30, iters=40,
               log_every=5, sample_every=10, checkpoint_every=10),
 )
+# photographs on a CPU: the digits recipe with flips in x and x+, and a GAN phase as long as the warm-up
+PRESETS['photos'] = {**PRESETS['digits'], 'flip': True, 'iters': 6000, 'sample_every': 500, 'checkpoint_every': 500}
 
 RUN_FIELDS = ('iters', 'log_every', 'sample_every', 'checkpoint_every', 'keep_checkpoints', 'eval_every', 'workers',
-              'device', 'keep_memory')
+              'device', 'keep_memory', 'image_memory')
+
+# %% ../nbs/08_config.ipynb #b20fdd7b
+class AdjustedSettingWarning(UserWarning): "A preset's setting was scaled to fit a shorter schedule that was asked for."
+
+def fit_schedule(base:dict,   # a preset's values (every field)
+                 given:dict   # the values asked for
+                ) -> dict:    # `base` with `given` applied and the schedule fitted
+    "Scale the warm-up into fewer `iters`, and E's trials into a shorter warm-up, where `given` asks for less and leaves them unsaid."
+    v, notes = {**base, **given}, []
+    if 'warmup_iters' not in given and v['iters'] <= base['warmup_iters'] < base['iters']:
+        v['warmup_iters'] = round(base['warmup_iters'] * v['iters'] / base['iters'])
+        notes.append(f"warmup_iters {base['warmup_iters']} -> {v['warmup_iters']} (the same share of iters={v['iters']})")
+    trials = v['restarts'] * v['restart_iters']
+    if 'restart_iters' not in given and v['restarts'] > 1 and trials > v['warmup_iters']:
+        share = min(base['restarts'] * base['restart_iters'] / max(base['warmup_iters'], 1), 1.) if base['restarts'] > 1 else 1.
+        each = int(share * v['warmup_iters'] / v['restarts'])
+        if each >= 1:
+            v['restart_iters'] = each
+            notes.append(f"restart_iters {base['restart_iters']} -> {each} ({v['restarts']} trials in warmup_iters={v['warmup_iters']})")
+        elif 'restarts' not in given:
+            v['restarts'], v['restart_iters'] = 1, 0
+            notes.append(f"restarts {base['restarts']} -> 1 (warmup_iters={v['warmup_iters']} leaves no room for trials)")
+    if notes: warnings.warn(f"adjusted to the shorter schedule: {'; '.join(notes)}", AdjustedSettingWarning, stacklevel=3)
+    return v
+
+# %% ../nbs/08_config.ipynb #77fa0c63
+def image_sides(files:list, n:int=200) -> list:
+    "The short sides of up to `n` of `files` (a seeded sample), read from their headers; unreadable files left out."
+    from PIL import Image
+    sides = []
+    for f in random.Random(0).sample(list(files), min(n, len(files))):
+        try:
+            with Image.open(f) as img: sides.append(min(img.size))
+        except Exception: continue   # an unreadable file: the data set skips it too
+    return sides
+
+def choose_preset(data:str,    # 'digits' or an image folder
+                  cuda:bool    # is the run on a GPU?
+                 ) -> tuple:   # (preset name, changes to it, why)
+    "The preset for `data` when the user names none: `digits` for the digits; for a folder, `paper` on a GPU, `photos` on a CPU."
+    if str(data) == 'digits': return 'digits', {}, 'the embedded digits'
+    files = find_images(data)[0]
+    sides = sorted(image_sides(files))
+    typical = sides[len(sides) // 2] if sides else 0
+    about = f"{len(files)} images, {typical} px on their short side (median)"
+    if not cuda:
+        return 'photos', {}, (f"no GPU: 'photos', the CPU preset for photographs (32 px, small networks, "
+                              f"{PRESETS['photos']['iters']:,} steps) for {about}; on a GPU it would be 'paper'")
+    size = 128 if typical >= 128 else max(32, 2 ** (max(typical, 1).bit_length() - 1))
+    if size == 128: return 'paper', {}, f"a GPU: the paper's networks at 128 px for {about}"
+    return 'paper', {'size': size}, f"a GPU: the paper's networks at {size} px, as the images are smaller than 128 px ({about})"
 
 # %% ../nbs/08_config.ipynb #9bf148ba
 def config_from(saved:dict, where:str, **changes) -> TrainConfig:

@@ -4,21 +4,20 @@
 
 # %% ../nbs/00_data.ipynb #a5cafd29
 from __future__ import annotations
-import copy, warnings
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.utils import make_grid
 
 # %% auto #0
 __all__ = ['IMG_EXTENSIONS', 'split_indices', 'Digits', 'to_unit', 'to_signed', 'show_images', 'find_images', 'to_rgb',
-           'load_rgb', 'UnreadableImageWarning', 'ImageFolder', 'save_images', 'Augment', 'one_view', 'get_dataset',
-           'images_of', 'DataOrder', 'ordered_loader']
+           'load_rgb', 'UnreadableImageWarning', 'ImageFolder', 'save_images', 'Augment', 'one_view']
 
 # %% ../nbs/00_data.ipynb #497763c3
 def split_indices(targets, heldout:float=0.2, seed:int=0):
@@ -274,71 +273,3 @@ def one_view(size:int=32):
     return v2.Compose([v2.ToImage(), v2.Resize(size, antialias=True), v2.CenterCrop(size),
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3),
                        v2.Lambda(lambda t: t.as_subclass(torch.Tensor))])
-
-# %% ../nbs/00_data.ipynb #4d42534f
-def get_dataset(data:str,            # 'digits' or the path of an image folder
-                split:str='train',   # 'train', 'heldout' or 'all'
-                size:int=32,         # image side for digits (folders are resized by the transform)
-                transform=None,      # e.g. `one_view(size)` for a folder's images as tensors
-                heldout:float=0.2,   # fraction held out
-                seed:int=0):         # seed of the split
-    "The `split` of the data set named `data`, with `.targets` and `.classes`."
-    if str(data) == 'digits': return Digits(split, size=size, transform=transform, heldout=heldout, seed=seed)
-    if split not in ('train', 'heldout', 'all'):
-        raise ValueError(f"split must be 'train', 'heldout' or 'all', not {split!r}")
-    full = ImageFolder(data, transform=transform)
-    if split == 'all': return full
-    train, held = split_indices(full.targets.numpy(), heldout, seed)
-    sub = Subset(full, train if split == 'train' else held)
-    sub.targets, sub.classes = full.targets[sub.indices], full.classes
-    return sub
-
-# %% ../nbs/00_data.ipynb #982341e4
-def images_of(data, idx=None) -> tuple:
-    "(images, targets) of the items `idx` (default: all) of a data set: in memory, sliced; else read and stacked."
-    idx = torch.arange(len(data)) if idx is None else torch.as_tensor(idx)
-    if getattr(data, 'images', None) is not None and getattr(data, 'transform', None) is None:
-        return data.images[idx], torch.as_tensor(data.targets)[idx]
-    items = [data[int(i)] for i in idx]
-    return torch.stack([img for img, _ in items]), torch.tensor([t for _, t in items])
-
-class DataOrder:
-    "Indices of the images for each step: a seeded permutation per epoch, this process's shard of it, and a position."
-    def __init__(self, n:int, seed:int=0, rank:int=0, world:int=1):
-        self.n, self.seed, self.rank, self.world = n, seed, rank, world
-        self.epoch, self.position, self._shard = 0, 0, None
-
-    def shard(self) -> torch.Tensor:
-        "This process's indices for the current epoch."
-        if self._shard is None or self._shard[0] != self.epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g)[:self.n - self.n % self.world]
-            self._shard = (self.epoch, order[self.rank::self.world])
-        return self._shard[1]
-
-    def take(self, size:int) -> torch.Tensor:
-        "The indices of the next batch of `size` images."
-        if size * self.world > self.n:
-            raise ValueError(f"The data set holds {self.n} images, fewer than one batch of {size}"
-                             f"{f' on each of {self.world} processes' if self.world > 1 else ''}: lower the batch "
-                             f"size to at most {self.n // self.world} or add images.")
-        if self.position + size > len(self.shard()): self.epoch, self.position = self.epoch + 1, 0
-        idx = self.shard()[self.position:self.position + size]
-        self.position += size
-        return idx
-
-    def state_dict(self): return dict(epoch=self.epoch, position=self.position)
-    def load_state_dict(self, state:dict): self.epoch, self.position = state['epoch'], state['position']
-
-def ordered_loader(dataset,            # items (image in [-1, 1], target), e.g. an image folder with `one_view`
-                   order:DataOrder,    # the order to follow; a copy is taken, so the caller's own moves on alone
-                   batch_at,           # batch_at(iteration) -> the batch size of that step
-                   start:int=0,        # the iteration of the first batch
-                   workers:int=0,      # loader processes; 0 reads in this process
-                   pin_memory:bool=False): # page-locked batches, for a GPU
-    "A `DataLoader` that reads the batches `order` will hand out from iteration `start` on, ahead of time in its workers."
-    order = copy.deepcopy(order)
-    def batches():
-        for it in range(start, 2 ** 62): yield order.take(batch_at(it)).tolist()
-    return DataLoader(dataset, batch_sampler=batches(), num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers else None)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_runtime.ipynb #66582afe
 from __future__ import annotations
-import ctypes, json, os
+import ctypes, json, os, time, warnings
 from pathlib import Path
 
 import torch
@@ -15,7 +15,8 @@ from .data import to_signed
 
 # %% auto #0
 __all__ = ['distributed', 'setup_distributed', 'rank_and_world', 'resolve_device', 'on_main', 'any_process', 'keep_freed_memory',
-           'compile_networks', 'adam_fused', 'write_atomic', 'write_json', 'batched']
+           'compile_networks', 'adam_fused', 'bf16_speedup', 'SlowBf16Warning', 'check_bf16', 'write_atomic',
+           'write_json', 'batched']
 
 # %% ../nbs/09_runtime.ipynb #474a6ba3
 def distributed() -> bool:
@@ -85,6 +86,39 @@ def compile_networks(*nets:nn.Module):
 def adam_fused(device:torch.device) -> bool|None:
     "PyTorch's fused Adam kernel where it has one for `device` (one pass over all of E's tensors), else its default."
     return True if device.type in ('cpu', 'cuda') else None
+
+# %% ../nbs/09_runtime.ipynb #5d32b31e
+def bf16_speedup(device='cpu',    # where to measure
+                 channels:int=64, # the convolution's channels (in and out)
+                 side:int=32,     # its input's side in pixels
+                 batch:int=8,
+                 repeats:int=3) -> float:
+    "float32 time / bf16-autocast time of a 3×3 convolution's forward and backward on `device` (above 1: bf16 is faster)."
+    device = torch.device(device)
+    conv = nn.Conv2d(channels, channels, 3, padding=1).to(device)
+    x = torch.randn(batch, channels, side, side, device=device)
+    def seconds(bf16:bool) -> float:
+        best = float('inf')
+        for _ in range(repeats + 1):                   # the first call builds the kernels: it only warms up
+            start = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16): y = conv(x)
+            y.float().square().mean().backward()
+            if device.type == 'cuda': torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - start)
+        return best
+    seconds(True)
+    return seconds(False) / seconds(True)
+
+class SlowBf16Warning(UserWarning): "bf16 autocast runs slower than float32 on this processor."
+
+def check_bf16(device='cpu') -> float:
+    "Measure `bf16_speedup` on `device` and warn (`SlowBf16Warning`) with the figure when bf16 is the slower; returns it."
+    speedup = bf16_speedup(device)
+    if speedup < 0.9:
+        warnings.warn(f"amp='bf16' on this processor runs a convolution {1 / speedup:.1f}x slower than float32 (it has "
+                      f"no bf16 units: AMX or AVX512-BF16 on a CPU), so training will be slower, not faster: use "
+                      f"--amp off (amp='off').", SlowBf16Warning, stacklevel=3)
+    return speedup
 
 # %% ../nbs/09_runtime.ipynb #3985ed96
 def write_atomic(path, write):

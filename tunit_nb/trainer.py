@@ -12,11 +12,12 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 
-from .data import Augment, DataOrder, images_of, ordered_loader, to_signed
+from .data import Augment, to_signed
+from .loading import DataOrder, images_of, ordered_loader
 from .guiding import ema_update
 from .losses import d_loss, g_loss
 from .config import TrainConfig, config_differences
-from .runtime import (adam_fused, compile_networks, distributed, keep_freed_memory, rank_and_world,
+from .runtime import (adam_fused, check_bf16, compile_networks, distributed, keep_freed_memory, rank_and_world,
                               resolve_device)
 from .model import TunitModel, make_guiding_net
 from .clustering import check_clusters, guiding_terms, head_iic_losses, predict, select_head
@@ -37,7 +38,7 @@ class Trainer:
     "A TUNIT run in memory: the networks (`model`), their optimisers, the data order and the random state; `step()` trains one iteration."
     def __init__(self,
                  cfg:TrainConfig,  # the configuration
-                 dataset,          # training images: in memory (`.images`, no transform) or items (image in [-1, 1], target)
+                 dataset,          # training images: in memory (uint8 `.images`, no transform) or items (image in [-1, 1], target)
                  rank:int=None,    # this process's rank and the number of processes; None: from torch.distributed
                  world:int=None):
         rank, world = (r if r is not None else d for r, d in zip((rank, world), rank_and_world()))
@@ -53,6 +54,7 @@ class Trainer:
         # D's passes without R1's double backward (the fakes in D's step, the frozen pass in G's step) run compiled
         self.d_logits = torch.compile(model.discriminator.logits) if cfg.compile else model.discriminator.logits
         self.amp = cfg.amp == 'bf16' or (cfg.amp == 'auto' and self.device.type == 'cuda')
+        if self.amp and self.device.type == 'cpu': check_bf16(self.device)  # warns where bf16 runs slower than fp32
         self.E, self.G, self.D = (ddp_wrap(net, self.device) for net in (model.guiding, model.generator, model.discriminator))
         self.opt_e = torch.optim.Adam(model.guiding.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       fused=adam_fused(self.device))
@@ -66,7 +68,9 @@ class Trainer:
         self.order = DataOrder(len(dataset), cfg.seed, rank, world)
         for size in {cfg.batch_at(0), cfg.batch_size}: DataOrder(len(dataset), world=world).take(size)  # fails early
         in_memory = getattr(dataset, 'images', None) is not None and getattr(dataset, 'transform', None) is None
-        self.images = to_signed(dataset.images).to(self.device) if in_memory else None
+        # uint8 in memory (on the GPU too, unless memory-mapped from a cache file): each batch is scaled as it is taken
+        self.images = dataset.images if in_memory else None
+        if in_memory and not getattr(dataset, 'mapped', False): self.images = self.images.to(self.device)
         self.iteration, self.history, self.head_losses, self.seconds, self.gan_started = 0, [], [], 0., False
         self.restart_losses, self._best_start = [], None   # E's trials: each one's IIC loss, the best one's state
         self._pending, self._loader, self._clock, self._selection = [], None, time.time(), None
@@ -87,7 +91,7 @@ def next_batch(self:Trainer) -> torch.Tensor:
         self._loader = iter(ordered_loader(self.dataset, self.order, self.cfg.batch_at, self.iteration, self.cfg.workers,
                                            pin_memory=self.device.type == 'cuda'))
     idx = self.order.take(self.cfg.batch_at(self.iteration))   # the loader reads these same indices
-    if self.images is not None: x = self.images[idx.to(self.device)]
+    if self.images is not None: x = to_signed(self.images[idx.to(self.images.device)]).to(self.device)
     else:
         batch = next(self._loader)
         x = to_signed(batch[0] if isinstance(batch, (list, tuple)) else batch).to(self.device, non_blocking=True)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_training.ipynb #6e1573f3
 from __future__ import annotations
-import dataclasses, json, signal, threading, warnings
+import dataclasses, json, signal, threading, time, warnings
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DataOrder, get_dataset, images_of, one_view, to_signed, to_unit
+from .data import to_signed, to_unit
+from .loading import DataOrder, get_dataset, images_of
 from .generator import mix_grid
 from .config import PRESETS, RUN_FIELDS, TrainConfig, config_differences, config_from, validate_config
 from .runtime import (any_process, distributed, keep_freed_memory, on_main, resolve_device, setup_distributed,
@@ -25,13 +26,14 @@ from .evaluation import evaluate, fit_digit_classifier
 
 # %% auto #0
 __all__ = ['PACKED', 'Tunit', 'CheckpointWarning', 'load_checkpoint', 'Checkpoints', 'TrainingInterrupted', 'stop_requests',
-           'check_run_folder', 'create_run_folder', 'save_samples', 'heldout_images', 'training_images',
-           'training_sample', 'evaluate_run', 'train', 'pretrained_models', 'load_run', 'pack_run', 'pretrained',
-           'PRESETS', 'RUN_FIELDS', 'TrainConfig', 'config_differences', 'config_from', 'validate_config',
-           'distributed', 'keep_freed_memory', 'resolve_device', 'setup_distributed', 'write_atomic', 'write_json',
-           'TunitModel', 'make_generator', 'make_guiding_net', 'ClusterCollapseWarning', 'check_clusters',
-           'cluster_sizes', 'guiding_loss', 'guiding_terms', 'head_iic_losses', 'plot_clusters', 'predict',
-           'select_head', 'NonFiniteLossError', 'Trainer', 'plot_history', 'train_guiding', 'images_of', 'DataOrder']
+           'duration', 'schedule_estimate', 'SpeedReport', 'check_run_folder', 'create_run_folder', 'save_samples',
+           'run_cache', 'heldout_images', 'training_images', 'training_sample', 'evaluate_run', 'train',
+           'pretrained_models', 'load_run', 'pack_run', 'pretrained', 'PRESETS', 'RUN_FIELDS', 'TrainConfig',
+           'config_differences', 'config_from', 'validate_config', 'distributed', 'keep_freed_memory', 'resolve_device',
+           'setup_distributed', 'write_atomic', 'write_json', 'TunitModel', 'make_generator', 'make_guiding_net',
+           'ClusterCollapseWarning', 'check_clusters', 'cluster_sizes', 'guiding_loss', 'guiding_terms',
+           'head_iic_losses', 'plot_clusters', 'predict', 'select_head', 'NonFiniteLossError', 'Trainer',
+           'plot_history', 'train_guiding', 'images_of', 'DataOrder']
 
 # %% ../nbs/15_training.ipynb #8a202a99
 class CheckpointWarning(UserWarning): "A checkpoint could not be read; an older one was used."
@@ -111,6 +113,41 @@ def stop_requests():
     finally:
         for s, h in previous.items(): signal.signal(s, h)
 
+# %% ../nbs/15_training.ipynb #d22c082b
+def duration(seconds:float) -> str:
+    "Seconds in words: '40 s', '12 min', '3.5 h', '2.1 days'."
+    if seconds < 90: return f'{seconds:.0f} s'
+    if seconds < 5400: return f'{seconds / 60:.0f} min'
+    return f'{seconds / 3600:.1f} h' if seconds < 172_800 else f'{seconds / 86400:.1f} days'
+
+def schedule_estimate(cfg:TrainConfig, phase:str, seconds_per_step:float, iteration:int, cpu:bool) -> str:
+    "What `seconds_per_step`, measured in `phase` at `iteration`, predicts for the rest of the run."
+    gan_left = cfg.iters - max(cfg.warmup_iters, iteration)
+    if phase == 'warmup':
+        warm_left = cfg.warmup_iters - iteration
+        at_least = (warm_left + max(gan_left, 0) * cfg.batch_size / cfg.batch_at(0)) * seconds_per_step
+        text = (f"{seconds_per_step:.2f} s per warm-up step: the warm-up ends in about {duration(warm_left * seconds_per_step)}"
+                + (f", the run in at least {duration(at_least)} (its GAN steps are timed when they start)" if gan_left > 0 else ''))
+    else: text = at_least = None
+    if phase != 'warmup':
+        at_least = gan_left * seconds_per_step
+        text = f"{seconds_per_step:.2f} s per GAN step: the run ends in about {duration(at_least)}"
+    if cpu and at_least > 86400:
+        text += (f". On this CPU that is more than a day: for a faster run use a GPU, the CPU preset (--preset photos: "
+                 f"small networks at 32 px), a smaller --size ({cfg.size // 2} px takes about a quarter of the time) or fewer --iters")
+    return text
+
+class SpeedReport:
+    "Called after every step: once per phase, after `skip` + `steps` steps of it, the `schedule_estimate` of the steps' measured speed."
+    def __init__(self, skip:int=3, steps:int=10): self.skip, self.steps, self.phase = skip, steps, None
+    def __call__(self, trainer) -> str|None:
+        if trainer.phase != self.phase: self.phase, self.first, self.mark = trainer.phase, trainer.iteration, None
+        done = trainer.iteration - self.first
+        if done == self.skip: self.mark = time.perf_counter()
+        if done != self.skip + self.steps or self.mark is None: return None
+        seconds = (time.perf_counter() - self.mark) / self.steps
+        return schedule_estimate(trainer.cfg, self.phase, seconds, trainer.iteration, trainer.device.type == 'cpu')
+
 # %% ../nbs/15_training.ipynb #3e92abf6
 def check_run_folder(out, cfg:TrainConfig, resume:bool=False, force:bool=False) -> Path:
     "Refuse the run folder `out` for `cfg` where it cannot work: a file, another run (without resume or force), or nothing to resume."
@@ -147,31 +184,35 @@ def save_samples(model:TunitModel, x_src:torch.Tensor, x_ref:torch.Tensor, path)
                     model.style(x_ref).to(model.device))
     return write_atomic(path, lambda f: save_image(to_unit(grid), f, nrow=len(x_ref) + 1, padding=1, format='png'))
 
-def _split(cfg:TrainConfig, split:str):
-    "The `split` of `cfg.data` as the trainer reads it; with `heldout` 0, every image is in both splits."
-    return get_dataset(cfg.data, split if cfg.heldout > 0 else 'all', size=cfg.size,
-                       transform=None if cfg.data == 'digits' else one_view(cfg.size), heldout=cfg.heldout or 0.2, seed=0)
+def _split(cfg:TrainConfig, split:str, cache=None):
+    "The `split` of `cfg.data` as the trainer reads it (a folder decoded once, its cache file in `cache`); with `heldout` 0, every image is in both splits."
+    return get_dataset(cfg.data, split if cfg.heldout > 0 else 'all', size=cfg.size, heldout=cfg.heldout or 0.2, seed=0,
+                       cache=cache, memory=cfg.image_memory)
 
-def heldout_images(cfg:TrainConfig, n:int=None):
-    "Held-out images (uint8 or [-1, 1]) and targets (-1 when unlabelled), all or `n` chosen at random; all images when `heldout` is 0."
-    data = _split(cfg, 'heldout')
+def run_cache(run) -> Path|None:
+    "The folder of a run's decoded-image cache (`run/cache`), or None when `run` is not a run folder (a model file, a name)."
+    return Path(run) / 'cache' if Path(run).is_dir() else None
+
+def heldout_images(cfg:TrainConfig, n:int=None, cache=None):
+    "Held-out uint8 images and targets (-1 when unlabelled), all or `n` chosen at random; all images when `heldout` is 0."
+    data = _split(cfg, 'heldout', cache)
     return images_of(data, None if n is None else torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])
 
-def training_images(cfg:TrainConfig):
+def training_images(cfg:TrainConfig, cache=None):
     "The training split of `cfg.data`, as the trainer reads it."
-    return _split(cfg, 'train')
+    return _split(cfg, 'train', cache)
 
-def training_sample(cfg:TrainConfig, n:int=4096) -> torch.Tensor:
-    "At most `n` training images (a seeded sample; uint8 or in [-1, 1]): what each pseudo-domain's mean style is taken over."
-    data = training_images(cfg)
+def training_sample(cfg:TrainConfig, n:int=4096, cache=None) -> torch.Tensor:
+    "At most `n` training images (a seeded uint8 sample): what each pseudo-domain's mean style is taken over."
+    data = training_images(cfg, cache)
     return images_of(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])[0]
 
-def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, progress:bool=False) -> dict:
-    "The evaluation of `14_evaluation` on the held-out images: metrics (and, with `out`, report pictures)."
+def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, progress:bool=False, cache=None) -> dict:
+    "The evaluation of `14_evaluation` on the held-out images: metrics (and, with `out`, report pictures); `cache`: the run's."
     from tunit_nb.evaluation import evaluate, fit_digit_classifier
-    images, targets = heldout_images(cfg)
+    images, targets = heldout_images(cfg, cache=cache)
     labelled = bool((targets >= 0).all())
-    train = training_images(cfg) if extractor is not None or cfg.data == 'digits' else None
+    train = training_images(cfg, cache) if extractor is not None or cfg.data == 'digits' else None
     # digits: an independent classifier, fitted with labels on the real training digits, judges translations
     classifier = fit_digit_classifier(train.images, train.targets) if cfg.data == 'digits' else None
     train_images = None
@@ -201,7 +242,8 @@ def _train_run(cfg, out, resume, force, progress, evaluate):
     from tqdm.auto import tqdm
     main = not distributed() or torch.distributed.get_rank() == 0
     on_main(lambda: check_run_folder(out, cfg, resume, force))   # every process gets its error, if any
-    trainer = Trainer(cfg, training_images(cfg))       # bad data or settings fail here, before the folder is touched
+    # bad data or settings fail here, before the run's files are written (a folder's decoded images go to out/cache)
+    trainer = Trainer(cfg, training_images(cfg, Path(out) / 'cache'))
     out = on_main(lambda: create_run_folder(out, cfg, resume, force))
     checkpoints = Checkpoints(out / 'checkpoints', cfg.keep_checkpoints)
     if resume and checkpoints.paths():
@@ -210,15 +252,17 @@ def _train_run(cfg, out, resume, force, progress, evaluate):
     if main and log.exists():  # drop records of steps after the checkpoint we continue from
         kept = [l for l in log.read_text().splitlines() if l.strip() and json.loads(l)['iteration'] <= trainer.iteration]
         write_atomic(log, lambda f: f.write(''.join(l + '\n' for l in kept).encode()))
-    sample_src = heldout_images(cfg, 16)[0] if main else None
+    sample_src = heldout_images(cfg, 16, out / 'cache')[0] if main else None
     board = _tensorboard(out) if main else None
     bar = tqdm(total=cfg.iters, initial=trainer.iteration, disable=not (progress and main), dynamic_ncols=True,
                desc=out.name)
+    speed = SpeedReport()
     with stop_requests() as request:
         while trainer.iteration < cfg.iters and not any_process(request.signum is not None):
             bar.set_description(f'{out.name} ({trainer.phase})', refresh=False)
             trainer.step()
             it = trainer.iteration
+            if main and progress and (said := speed(trainer)): bar.write(said)
             if it % cfg.log_every == 0 or it == cfg.iters:
                 record = trainer.flush()
                 if main:
@@ -231,7 +275,7 @@ def _train_run(cfg, out, resume, force, progress, evaluate):
             if main and it > cfg.warmup_iters and (it % cfg.sample_every == 0 or it == cfg.iters):
                 save_samples(trainer.model, sample_src[:8], sample_src[8:], out / 'samples' / f'iter-{it:07d}.png')
             if main and cfg.eval_every and it % cfg.eval_every == 0 and it < cfg.iters:
-                report = evaluate_run(trainer.model, cfg)          # the same evaluation as at the end, no pictures
+                report = evaluate_run(trainer.model, cfg, cache=out / 'cache')   # as at the end, no pictures
                 with open(out / 'evals.jsonl', 'a') as f: f.write(json.dumps({'iteration': it, **report}) + '\n')
             if it % cfg.checkpoint_every == 0 or it == cfg.iters: _save(checkpoints, trainer.state_dict(), main)
             bar.update(1)
@@ -248,7 +292,7 @@ def _train_run(cfg, out, resume, force, progress, evaluate):
         ax = plot_history(trainer.history, keys=('total', 'contrastive', 'iic', 'balance', 'd_adv', 'g_adv', 'g_rec'))
         ax.figure.savefig(out / 'losses.png', dpi=120, bbox_inches='tight')
         import matplotlib.pyplot as plt; plt.close(ax.figure)
-    metrics = evaluate_run(trainer.model, cfg, out, progress=progress)
+    metrics = evaluate_run(trainer.model, cfg, out, progress=progress, cache=out / 'cache')
     write_json(out / 'metrics.json', {**metrics, 'iteration': trainer.iteration, 'seconds': round(trainer.seconds, 1),
                                       'head_iic': trainer.head_losses, 'restart_iic': trainer.restart_losses})
     return metrics
@@ -322,7 +366,7 @@ def pack_run(run,                # the run folder, evaluated (its metrics.json, 
         raise FileNotFoundError(f"'{run}' has not been evaluated (no metrics.json or report.json): evaluate it first "
                                 f"(tunit eval --run {run}), so that the model file records how good it is")
     state = dict(format=PACKED, config=asdict(dataclasses.replace(cfg, device='auto')), model=model.state_dict(),
-                 mean_styles=model.domain_styles(training_sample(cfg, mean_over)), metrics=model.metrics,
+                 mean_styles=model.domain_styles(training_sample(cfg, mean_over, run_cache(run))), metrics=model.metrics,
                  history=model.history)
     return write_atomic(out, lambda f: torch.save(state, f))
 
