@@ -4,11 +4,13 @@ Speed: the digits written as PNG files (class sub-folders, in a temporary folder
 the digits preset on both, the same seed; each run times `--steps` warm-up steps then `--steps` GAN steps
 (its schedule shortened to that), the two data sources alternating `--rounds` times in one process. The folder
 is decoded once (`decode_folder`, the time reported apart) and then read like the digits.
-Memory (`--big N`): N generated images at `--big-size` px in a folder, trained from for a few steps with
-`image_memory` below their uint8 size, so they are memory-mapped from the run's cache file; in a fresh process,
-the peak resident memory above the process's start against the uint8 size.
+Memory (`--big N`): N generated images at `--big-size` px in a folder, with `image_memory` below their uint8
+size, so that they are memory-mapped from a cache file; in a fresh process, decoded (first run) or opened
+(second run), then an epoch of batches taken as the trainer takes them: the peak resident memory above the
+process's start against the uint8 size (the networks' own memory is not part of it).
 
     python bench/folder_speed.py [--steps 100] [--rounds 2] [--big 50000 --big-size 128 --big-dir DIR]
+    python bench/folder_speed.py --steps 0 --big 5000       # only the memory check
 
 Ends with: folder_vs_memory=<ratio of iterations per second> (and big_peak_over_uint8=<ratio> with --big)
 """
@@ -76,26 +78,24 @@ def write_big_folder(folder:Path, n:int, size:int):
 
 
 CHILD = r'''
-import json, sys, time, warnings
+import json, sys, time
 import torch
 from tunit_nb.config import TrainConfig
+from tunit_nb.data import to_signed
+from tunit_nb.loading import DataOrder
 from tunit_nb.training import training_images
-from tunit_nb.trainer import Trainer
 def rss():  # resident now and at its peak, in bytes (Linux)
     fields = dict(l.split(':', 1) for l in open('/proc/self/status'))
     return [int(fields[k].split()[0]) * 1024 for k in ('VmRSS', 'VmHWM')]
 folder, size, cache, budget = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-with warnings.catch_warnings():
-    warnings.simplefilter('ignore')
-    cfg = TrainConfig.preset('tiny', data=folder, size=size, image_memory=budget, iters=20, warmup_iters=10)
+cfg = TrainConfig.preset('tiny', data=folder, size=size, image_memory=budget)
 torch.zeros(1); base = rss()[0]
 start = time.perf_counter(); data = training_images(cfg, cache); decode = time.perf_counter() - start
-trainer = Trainer(cfg, data)
-while trainer.iteration < cfg.iters: trainer.step()
-for i in range(0, len(data), 4096): data.images[i:i + 4096].sum()   # read every training image once more
+order = DataOrder(len(data), seed=0)
+for _ in range(len(data) // 32):   # an epoch of batches of 32, taken as the trainer takes them
+    x = to_signed(data.images[order.take(32)])
 now, peak = rss()
-print(json.dumps(dict(base=base, peak=peak, now=now, n=len(data), mapped=data.mapped, decode=decode,
-                      nbytes=data.images.numel())))
+print(json.dumps(dict(base=base, peak=peak, now=now, n=len(data), mapped=data.mapped, decode=decode)))
 '''
 
 
@@ -117,17 +117,15 @@ def big(n:int, size:int, folder:Path):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--steps', type=int, default=100, help='timed steps per phase [100]')
+    p.add_argument('--steps', type=int, default=100, help='timed steps per phase; 0: no speed comparison [100]')
     p.add_argument('--rounds', type=int, default=2, help='alternations of memory and folder [2]')
     p.add_argument('--big', type=int, default=0, help='images of the memory check (0: skip it) [0]')
     p.add_argument('--big-size', type=int, default=128, help='their side in pixels [128]')
     p.add_argument('--big-dir', type=Path, help='folder for them (kept for the next run) [a temporary folder]')
     a = p.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    ratio = speed(a.steps, a.rounds)
-    line = f"folder_vs_memory={ratio:.3f}"
+    line = f"folder_vs_memory={speed(a.steps, a.rounds):.3f}" if a.steps else ''
     if a.big:
         if a.big_dir is None:
             with tempfile.TemporaryDirectory() as tmp: line += f" big_peak_over_uint8={big(a.big, a.big_size, Path(tmp)):.3f}"
         else: line += f" big_peak_over_uint8={big(a.big, a.big_size, a.big_dir):.3f}"
-    print(line)
+    print(line.strip())
