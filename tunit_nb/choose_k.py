@@ -4,10 +4,9 @@
 
 # %% ../nbs/16a_choose_k.ipynb #a7353a43
 from __future__ import annotations
-import dataclasses, json, math, warnings
+import dataclasses, math, warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.metrics import adjusted_rand_score
 
