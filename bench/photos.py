@@ -14,7 +14,7 @@ Prints a table: per folder, TUNIT's clustering accuracy and NMI per seed and the
     python bench/photos.py [--root DIR] [--folders photos textures faces] [--seeds 0 1 2] [--preset NAME]
                            [--set FIELD=VALUE ...] [--runs DIR]
 """
-import argparse, json, sys, time, warnings
+import argparse, sys, time, warnings
 from pathlib import Path
 
 import numpy as np

@@ -19,7 +19,7 @@ from .trainer import train_guiding
 from .evaluation import cluster_metrics
 
 # %% auto #0
-__all__ = ['evenness', 'suggest_k', 'survey_k']
+__all__ = ['evenness', 'suggest_k', 'survey_k', 'format_survey']
 
 # %% ../nbs/16a_choose_k.ipynb #78443f9f
 def evenness(pseudo_labels:torch.Tensor, k:int) -> float:
@@ -69,7 +69,7 @@ def survey_k(data:str,                 # 'digits' or an image folder
             net = run.model.guiding
             labels.append(predict(net, to_signed(sample)))
             if seed == seeds[0]:
-                row.update(mi=-min(run.head_losses or [_iic(run, k)]) / math.log(k), evenness=evenness(labels[0], k))
+                row.update(mi=-min(run.head_losses or [_iic(run)]) / math.log(k), evenness=evenness(labels[0], k))
                 if labelled: row.update({m: v for m, v in cluster_metrics(held.targets, predict(net, to_signed(held.images))).items()
                                          if m in ('clustering_accuracy', 'nmi')})
                 if out is not None:
@@ -85,7 +85,15 @@ def survey_k(data:str,                 # 'digits' or an image folder
     if out is not None: write_json(Path(out) / 'survey.json', result)
     return result
 
-def _iic(run, k:int) -> float:
+def format_survey(result:dict) -> str:
+    "A survey's table, one line per K, and the suggestion."
+    cols = ['k', 'mi', 'evenness', 'agreement'] + [c for c in ('clustering_accuracy', 'nmi') if c in result['rows'][0]]
+    names = dict(k='K', mi='MI/logK', agreement='seed ARI', clustering_accuracy='accuracy')
+    lines = ['  '.join(f'{names.get(c, c):>10}' for c in cols)]
+    lines += ['  '.join(f'{r[c]:10.3f}' if isinstance(r[c], float) else f'{r[c]:10d}' for c in cols) for r in result['rows']]
+    return '\n'.join(lines + [f"suggested K={result['suggested_k']}: {result['why']}"])
+
+def _iic(run) -> float:
     "The selected head's IIC loss on the trainer's selection images (a run with one head has no head choice to record it)."
     from tunit_nb.clustering import head_iic_losses
     return head_iic_losses(run.model.guiding, run.selection_images(), run.augment, run.cfg.seed)[int(run.model.guiding.head)]

@@ -24,14 +24,14 @@ from .runtime import resolve_device, setup_distributed
 from .trainer import NonFiniteLossError
 from .fid import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, default_fid_weights
 from .evaluation import translation_grid
-from .choose_k import survey_k
+from .choose_k import format_survey, survey_k
 from .training import TrainingInterrupted, evaluate_run, load_run, pack_run, pretrained_models, run_cache, train, training_sample
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'SUBCOMMANDS', 'DOMAIN_IMAGES', 'GRID_MAX', 'RUN_HELP', 'option_type', 'field_comments',
            'add_config_options', 'config_options', 'run_command', 'build_parser', 'main', 'default_out', 'saved_config',
            'train_config', 'format_metrics', 'add_train', 'image_files', 'load_images', 'run_data', 'domain_style',
-           'add_translate', 'fid_extractor', 'add_eval', 'add_pack', 'format_survey', 'add_clusters']
+           'add_translate', 'fid_extractor', 'add_eval', 'add_pack', 'add_clusters']
 
 # %% ../nbs/17_cli.ipynb #b816f9d2
 def option_type(hint):
@@ -361,14 +361,6 @@ def add_pack(commands):
 SUBCOMMANDS['pack'] = add_pack
 
 # %% ../nbs/17_cli.ipynb #843306eb
-def format_survey(result:dict) -> str:
-    "The survey's table, one line per K, and the suggestion."
-    cols = ['k', 'mi', 'evenness', 'agreement'] + [c for c in ('clustering_accuracy', 'nmi') if c in result['rows'][0]]
-    names = dict(k='K', mi='MI/logK', agreement='seed ARI', clustering_accuracy='accuracy')
-    lines = ['  '.join(f'{names.get(c, c):>10}' for c in cols)]
-    lines += ['  '.join(f'{r[c]:10.3f}' if isinstance(r[c], float) else f'{r[c]:10d}' for c in cols) for r in result['rows']]
-    return '\n'.join(lines + [f"suggested K={result['suggested_k']}: {result['why']}"])
-
 def _clusters(options):
     out = Path(options.out) if options.out else Path('runs') / f"{default_out(options.data).name}-clusters"
     changes = {'warmup_batch_size': options.batch_size} if options.batch_size else {}

@@ -17,7 +17,8 @@ from torchvision.utils import make_grid
 
 # %% auto #0
 __all__ = ['IMG_EXTENSIONS', 'split_indices', 'Digits', 'to_unit', 'to_signed', 'show_images', 'find_images', 'to_rgb',
-           'load_rgb', 'UnreadableImageWarning', 'ImageFolder', 'save_images', 'Augment', 'one_view']
+           'load_rgb', 'UnreadableImageWarning', 'skip_unreadable', 'ImageFolder', 'save_images', 'Augment', 'resized',
+           'one_view']
 
 # %% ../nbs/00_data.ipynb #497763c3
 def split_indices(targets, heldout:float=0.2, seed:int=0):
@@ -142,6 +143,17 @@ def load_rgb(path) -> Image.Image:
 # %% ../nbs/00_data.ipynb #5c22e954
 class UnreadableImageWarning(UserWarning): "Some image files could not be read and were skipped."
 
+def skip_unreadable(root:Path, skipped:list, total:int, stacklevel:int=3):
+    "Warn once (`UnreadableImageWarning`) that the files `skipped` of `total` under `root` were left out; an error when all were."
+    if not skipped: return
+    names = ', '.join(str(Path(f).relative_to(root)) for f in skipped[:3])
+    if len(skipped) == total:
+        raise FileNotFoundError(f"None of the {total} image files in '{root}' can be read (e.g. {names}). "
+                                f"Check that they are real images.")
+    warnings.warn(f"Skipped {len(skipped)} unreadable file(s) of {total} in '{root}' ({names}"
+                  f"{', …' if len(skipped) > 3 else ''}): zero bytes, truncated or not images. Remove or replace "
+                  f"them to silence this warning.", UnreadableImageWarning, stacklevel=stacklevel)
+
 def _readable(path) -> bool:
     try:
         with Image.open(path) as img: img.verify()
@@ -163,15 +175,7 @@ class ImageFolder(Dataset):
             self.skipped = [f for f, good in zip(files, ok) if not good]
             files = [f for f, good in zip(files, ok) if good]
             targets = [t for t, good in zip(targets, ok) if good]
-            if self.skipped:
-                names = ', '.join(str(f.relative_to(self.root)) for f in self.skipped[:3])
-                more = ', …' if len(self.skipped) > 3 else ''
-                warnings.warn(f"Skipped {len(self.skipped)} unreadable file(s) of {len(ok)} in '{self.root}' "
-                              f"({names}{more}): zero bytes, truncated or not images. Remove or replace them "
-                              f"to silence this warning.", UnreadableImageWarning, stacklevel=2)
-            if not files:
-                raise FileNotFoundError(f"None of the {len(ok)} image files in '{self.root}' can be read "
-                                        f"(e.g. {self.skipped[0].name}). Check that they are real images.")
+            skip_unreadable(self.root, self.skipped, len(ok))
         self.files, self.targets, self.transform = files, torch.tensor(targets, dtype=torch.long), transform
         self._failed = set()
 
@@ -268,8 +272,11 @@ class Augment(torch.nn.Module):
         return self.colour(y, generator) * 2 - 1  # outside the image is black, as torchvision fills
 
 # %% ../nbs/00_data.ipynb #e6ca2990
-def one_view(size:int=32):
-    "The deterministic view used for evaluation and translation: resize, centre crop, [-1, 1]."
+def resized(size:int=32):
+    "Resize the short side to `size` and crop the centre: a PIL image or uint8 tensor becomes uint8 (3, size, size)."
     return v2.Compose([v2.ToImage(), v2.Resize(size, antialias=True), v2.CenterCrop(size),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3),
                        v2.Lambda(lambda t: t.as_subclass(torch.Tensor))])
+
+def one_view(size:int=32):
+    "The deterministic view used for evaluation and translation: `resized`, then scaled to [-1, 1]."
+    return v2.Compose([resized(size), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])

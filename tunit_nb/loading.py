@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision.transforms import v2
 
-from .data import (Digits, ImageFolder, UnreadableImageWarning, find_images, load_rgb, split_indices)
+from .data import Digits, ImageFolder, find_images, load_rgb, resized, skip_unreadable, split_indices
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'DecodedImages', 'cache_key', 'default_cache', 'decode_folder', 'get_dataset', 'images_of',
@@ -36,8 +35,8 @@ class DecodedImages(Dataset):
         return sub
     def split(self, name:str) -> DecodedImages:
         "'train' (the first `n_train` images), 'heldout' (the rest) or 'all'."
-        return {'train': self.subset(slice(0, self.n_train)), 'heldout': self.subset(slice(self.n_train, None)),
-                'all': self}[name]
+        if name == 'all': return self
+        return self.subset(slice(0, self.n_train) if name == 'train' else slice(self.n_train, None))
     def __repr__(self):
         return (f"DecodedImages({len(self)} images of {tuple(self.images.shape[1:])}, "
                 f"{'memory-mapped' if self.mapped else 'in memory'})")
@@ -61,10 +60,8 @@ class _Decoder(Dataset):
     def __init__(self, files, size): self.files, self.size = files, size
     def __len__(self): return len(self.files)
     def __getitem__(self, i):
-        try: img = v2.functional.pil_to_tensor(load_rgb(self.files[i]))
+        try: return i, resized(self.size)(load_rgb(self.files[i]))
         except Exception as e: return i, f'{type(e).__name__}: {e}'   # PIL raises many types for broken files
-        img = v2.functional.resize(img, self.size, antialias=True)
-        return i, v2.functional.center_crop(img, self.size)
 
 def _decode_into(write, files:list, size:int, workers:int, progress:bool) -> dict:
     "Decode `files` in order, calling `write` with each readable one's uint8 (3, size, size) array; returns {index: error} of the others."
@@ -117,8 +114,8 @@ def decode_folder(root,                  # the image folder (with class sub-fold
             out, rows = np.empty((n, 3, size, size), dtype=np.uint8), iter(range(n))
             failed = _decode_into(lambda a: out.__setitem__(next(rows), a), ordered, size, workers, progress)
         ok = [r for r in range(n) if r not in failed]             # the readable ones, stored in this order
-        if not ok and path is not None: tmp.unlink()
-        if failed: _skip_warning(root, ordered, failed, n, ok)
+        if not ok and path is not None: tmp.unlink()             # nothing readable: the error below
+        skip_unreadable(root, [ordered[r] for r in failed], n)
         kept, n_train = [ordered[r] for r in ok], sum(r < len(train) for r in ok)
         kept_targets = [int(targets[order[r]]) for r in ok]
         if path is None: images = torch.from_numpy(out[:len(ok)])
@@ -139,14 +136,6 @@ def _read_cache(path:Path, shape:tuple, mapped:bool) -> torch.Tensor:
     "The cache file's images: memory-mapped (pages read when used, private: writes never reach the file) or read in."
     if mapped: return torch.from_file(str(path), shared=False, size=int(np.prod(shape)), dtype=torch.uint8).view(shape)
     return torch.from_numpy(np.fromfile(path, dtype=np.uint8).reshape(shape))
-
-def _skip_warning(root:Path, ordered:list, failed:dict, n:int, ok:list):
-    names = ', '.join(str(ordered[r].relative_to(root)) for r in list(failed)[:3])
-    if not ok: raise FileNotFoundError(f"None of the {n} image files in '{root}' can be read ({names}: "
-                                       f"{next(iter(failed.values()))}). Check that they are real images.")
-    warnings.warn(f"Skipped {len(failed)} unreadable file(s) of {n} in '{root}' ({names}{', …' if len(failed) > 3 else ''}"
-                  f"): zero bytes, truncated or not images. Remove or replace them to silence this warning.",
-                  UnreadableImageWarning, stacklevel=3)
 
 def _drop_stale(path:Path, root:Path):
     "Delete the cache files of earlier versions of the same folder at the same size, beside `path`."

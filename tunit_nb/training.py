@@ -128,8 +128,7 @@ def schedule_estimate(cfg:TrainConfig, phase:str, seconds_per_step:float, iterat
         at_least = (warm_left + max(gan_left, 0) * cfg.batch_size / cfg.batch_at(0)) * seconds_per_step
         text = (f"{seconds_per_step:.2f} s per warm-up step: the warm-up ends in about {duration(warm_left * seconds_per_step)}"
                 + (f", the run in at least {duration(at_least)} (its GAN steps are timed when they start)" if gan_left > 0 else ''))
-    else: text = at_least = None
-    if phase != 'warmup':
+    else:
         at_least = gan_left * seconds_per_step
         text = f"{seconds_per_step:.2f} s per GAN step: the run ends in about {duration(at_least)}"
     if cpu and at_least > 86400:
