@@ -84,10 +84,10 @@ def test_a_folder_without_preset_gets_the_cpu_preset_a_reason_and_a_time_estimat
                    '--batch-size', '8', '--warmup-batch-size', '8', '--no-eval', '--device', 'cpu')
     assert result.returncode == 0, result.stderr
     assert "preset photos: no GPU: 'photos', the CPU preset for photographs" in result.stdout
-    assert 'restart_iters 600 -> ' in result.stderr                    # E's trials fitted into the shorter warm-up
+    assert 'restart_iters 250 -> ' in result.stderr                    # E's trials fitted into the shorter warm-up
     assert 's per warm-up step' in result.stdout + result.stderr and 's per GAN step' in result.stdout + result.stderr
     config = json.loads((out / 'config.json').read_text())
-    assert config['flip'] and config['size'] == 32 and config['warmup_iters'] == 20 and config['restarts'] == 4
+    assert config['flip'] and config['size'] == 64 and config['warmup_iters'] == 20 and config['restarts'] == 2
     assert (out / 'cache').is_dir() and len(list((out / 'cache').glob('*.u8'))) == 1   # decoded once, beside the run
 
 

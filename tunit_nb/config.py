@@ -146,8 +146,12 @@ PRESETS = dict(
               batch_size=8, warmup_batch_size=32, warmup_iters=30, iters=40,
               log_every=5, sample_every=10, checkpoint_every=10),
 )
-# photographs on a CPU: the digits recipe with flips in x and x+, and a GAN phase as long as the warm-up
-PRESETS['photos'] = {**PRESETS['digits'], 'flip': True, 'iters': 6000, 'sample_every': 500, 'checkpoint_every': 500}
+# photographs on a CPU: the digits recipe with flips in x and x+ at 64 px (fine textures need it: 16b_photos),
+# a shorter warm-up (E settles within a few hundred steps there) and a GAN phase of small batches: 18 minutes
+# on 2 cores (bench/photos.py)
+PRESETS['photos'] = {**PRESETS['digits'], 'size': 64, 'flip': True, 'batch_size': 16, 'restarts': 2,
+                     'restart_iters': 250, 'warmup_iters': 1000, 'iters': 2000, 'sample_every': 250,
+                     'checkpoint_every': 250}
 
 RUN_FIELDS = ('iters', 'log_every', 'sample_every', 'checkpoint_every', 'keep_checkpoints', 'eval_every', 'workers',
               'device', 'keep_memory', 'image_memory')
@@ -197,7 +201,7 @@ def choose_preset(data:str,    # 'digits' or an image folder
     typical = sides[len(sides) // 2] if sides else 0
     about = f"{len(files)} images, {typical} px on their short side (median)"
     if not cuda:
-        return 'photos', {}, (f"no GPU: 'photos', the CPU preset for photographs (32 px, small networks, "
+        return 'photos', {}, (f"no GPU: 'photos', the CPU preset for photographs ({PRESETS['photos']['size']} px, small networks, "
                               f"{PRESETS['photos']['iters']:,} steps) for {about}; on a GPU it would be 'paper'")
     size = 128 if typical >= 128 else max(32, 2 ** (max(typical, 1).bit_length() - 1))
     if size == 128: return 'paper', {}, f"a GPU: the paper's networks at 128 px for {about}"

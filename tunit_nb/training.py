@@ -133,7 +133,7 @@ def schedule_estimate(cfg:TrainConfig, phase:str, seconds_per_step:float, iterat
         text = f"{seconds_per_step:.2f} s per GAN step: the run ends in about {duration(at_least)}"
     if cpu and at_least > 86400:
         text += (f". On this CPU that is more than a day: for a faster run use a GPU, the CPU preset (--preset photos: "
-                 f"small networks at 32 px), a smaller --size ({cfg.size // 2} px takes about a quarter of the time) or fewer --iters")
+                 f"small networks at 64 px), a smaller --size ({cfg.size // 2} px takes about a quarter of the time) or fewer --iters")
     return text
 
 class SpeedReport:
