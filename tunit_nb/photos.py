@@ -4,14 +4,13 @@
 
 # %% ../nbs/16b_photos.ipynb #267e78d8
 from __future__ import annotations
-import dataclasses, warnings
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .data import to_signed
 from .loading import get_dataset
 from .config import TrainConfig
 from .clustering import predict
