@@ -33,17 +33,16 @@ def torchscript_path() -> Path:
     return path
 
 
-def convolutions(state:dict, names:list, kind:str) -> list:
-    "Groups of (conv weight, batch-norm tensors) in the order of `names`, for `kind` 'torchscript' or 'pytorch-fid'."
+def convolutions(state:dict, kind:str) -> list:
+    "(block name, conv weight) of each convolution of `state`, in its order; `kind` 'torchscript' or 'pytorch-fid'."
     if kind == 'torchscript':   # <block>.weight, .beta, .mean, .var
-        return [(n[:-len('.weight')], state[n]) for n in names if n.endswith('.weight') and state[n].dim() == 4]
-    return [(n[:-len('.conv.weight')], state[n]) for n in names if n.endswith('.conv.weight')]
+        return [(n[:-len('.weight')], w) for n, w in state.items() if n.endswith('.weight') and w.dim() == 4]
+    return [(n[:-len('.conv.weight')], w) for n, w in state.items() if n.endswith('.conv.weight')]
 
 
 def convert(script_state:dict, target:dict) -> dict:
     "pytorch-fid's state dict (keys and shapes of `target`) with the TorchScript network's convolutions, in order."
-    source = convolutions(script_state, list(script_state), 'torchscript')
-    dest = convolutions(target, list(target), 'pytorch-fid')
+    source, dest = convolutions(script_state, 'torchscript'), convolutions(target, 'pytorch-fid')
     if len(source) != len(dest):
         sys.exit(f"the TorchScript network has {len(source)} convolutions, pytorch-fid's {len(dest)}: not the same network")
     out = {k: v.clone() for k, v in target.items()}
