@@ -117,11 +117,31 @@ def test_translate_into_a_pseudo_domain(run, folders, tmp_path):
 
 def test_eval_writes_the_report(run):
     (run[0] / 'report.json').unlink()
-    result = tunit('eval', '--run', run[0], '--quiet')
+    result = tunit('eval', '--run', run[0], '--quiet', '--no-download')
     assert result.returncode == 0, result.stderr
     report = json.loads((run[0] / 'report.json').read_text())
     assert report['n_images'] == 40 and 'nmi' in report and 'nmi=' in result.stdout
     assert 'Traceback' not in result.stderr
+
+
+def test_eval_fetches_missing_fid_weights_or_says_where_they_go(tmp_path, monkeypatch, capsys):
+    "Weights absent from torch's hub cache: fetched (checked) when reachable; a note naming the place when not."
+    import hashlib
+    import tunit_nb.cli as cli
+    from tunit_nb.fid import InceptionFeatures, _fid_state_dict, default_fid_weights
+    monkeypatch.setattr(torch.hub, '_hub_dir', None)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    served = tmp_path / 'weights.pth'
+    torch.save(_fid_state_dict(pretrained=False), served)
+    monkeypatch.setattr(cli, 'FID_WEIGHTS_URL', (tmp_path / 'gone.pth').as_uri())       # unreachable
+    assert cli.fid_extractor(progress=False) is None and not default_fid_weights().exists()
+    err = capsys.readouterr().err
+    assert 'note: no FID: could not download' in err and str(default_fid_weights()) in err
+    assert cli.fid_extractor(download=False) is None and '--no-download' in capsys.readouterr().err
+    monkeypatch.setattr(cli, 'FID_WEIGHTS_URL', served.as_uri())
+    monkeypatch.setattr(cli, 'FID_WEIGHTS_HASH', hashlib.sha256(served.read_bytes()).hexdigest()[:8])
+    assert isinstance(cli.fid_extractor(progress=False), InceptionFeatures) and default_fid_weights().is_file()
+    assert 'fetching' in capsys.readouterr().err
 
 
 def test_a_user_error_in_a_real_process_is_one_line(tmp_path):

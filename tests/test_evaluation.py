@@ -61,7 +61,8 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 from tunit_nb.data import Digits
-from tunit_nb.evaluation import DigitClassifier, evaluate, fit_digit_classifier, thumbnails, translation_accuracy
+from tunit_nb.evaluation import (DigitClassifier, diversity, evaluate, fit_digit_classifier, pair_references, thumbnails,
+                                 translation_accuracy)
 
 PNG = b'\x89PNG\r\n\x1a\n'
 
@@ -101,14 +102,54 @@ def test_translation_accuracy_with_stand_in_translators(digits):
     assert translation_accuracy(lambda s, r: s, held.images, held.targets, judge)['translation_accuracy'] <= 0.05
 
 
+def test_per_domain_accuracy_exposes_one_broken_domain(digits):
+    "A translator that fails into one domain only: the overall figure barely moves, the minimum shows it."
+    held, judge = digits['held'], digits['judge']
+    sevens = held.images[held.targets == 7][:1].float() / 127.5 - 1
+    def broken(x_src, x_ref):   # the reference, except into 3s: then a 7
+        is_three = torch.as_tensor(judge.predict(x_ref) == 3)
+        return torch.where(is_three[:, None, None, None], sevens.expand_as(x_ref), x_ref)
+    scores = translation_accuracy(broken, held.images, held.targets, judge)
+    assert scores['translation_accuracy'] > 0.85 and scores['min_domain_accuracy'] <= 0.05
+    assert min(scores['translation_accuracy_per_domain'], key=scores['translation_accuracy_per_domain'].get) == '3'
+    wanted = held.targets[pair_references(held.targets, held.targets)].numpy()
+    counts = {c: (wanted == int(c)).sum() for c in scores['translation_accuracy_per_domain']}
+    weighted = sum(a * counts[c] for c, a in scores['translation_accuracy_per_domain'].items()) / len(wanted)
+    assert np.isclose(weighted, scores['translation_accuracy'])
+
+
+def test_content_accuracy_reads_the_source(digits):
+    held, judge = digits['held'], digits['judge']
+    other = torch.roll(held.targets, 1)                              # a second, unrelated labelling as "domains"
+    keep = translation_accuracy(lambda s, r: s, held.images, other, judge, contents=held.targets, content_classifier=judge)
+    lose = translation_accuracy(lambda s, r: r, held.images, other, judge, contents=held.targets, content_classifier=judge)
+    assert keep['content_accuracy'] == keep['content_classifier_accuracy'] >= 0.95
+    assert lose['content_accuracy'] < 0.2
+    with pytest.raises(ValueError, match='one content class'):
+        translation_accuracy(lambda s, r: s, held.images, other, judge, contents=held.targets[:5], content_classifier=judge)
+
+
+@pytest.mark.parametrize('scale', [0.0, 0.25, 1.0])
+def test_diversity_scales_with_what_survives_of_the_source(digits, scale):
+    "Translation = the reference plus `scale` times (source - mean image): diversity is `scale` times that of the sources."
+    held = digits['held']
+    signed = held.images.float() / 127.5 - 1
+    mean = signed.mean(0)
+    got = diversity(lambda s, r: r + scale * (s - mean), held.images, held.targets, seed=3)
+    sources_only = diversity(lambda s, r: s, held.images, held.targets, seed=3)
+    assert np.isclose(got['diversity'], scale * sources_only['diversity'], atol=1e-9)
+    assert set(got['diversity_per_domain']) == {str(c) for c in range(10)}
+
+
 def test_report_files_and_json(digits, tmp_path):
     held, train = digits['held'], digits['train']
     out = tmp_path / 'run' / 'eval'                                  # created on demand
     report = evaluate(digits['model'], held.images, held.targets, k=10, out=out, classifier=digits['judge'],
                       extractor=thumbnail_features, train_images=train.images, train_targets=train.targets,
                       batch_size=100, max_fakes=40)
-    assert set(report) == {'n_images', 'k', 'cluster_sizes', 'clustering_accuracy', 'nmi', 'ari',
-                           'translation_accuracy', 'classifier_accuracy', 'fid_per_domain', 'mfid'}
+    assert set(report) == {'n_images', 'k', 'cluster_sizes', 'clustering_accuracy', 'nmi', 'ari', 'translation_accuracy',
+                           'translation_accuracy_per_domain', 'min_domain_accuracy', 'classifier_accuracy',
+                           'diversity', 'diversity_per_domain', 'fid_per_domain', 'mfid', 'fid_floor_per_domain', 'mfid_floor'}
     assert sorted(p.name for p in out.iterdir()) == ['confusion.png', 'report.json', 'translations.png', 'tsne.png']
     for name in ('confusion.png', 'translations.png', 'tsne.png'):
         assert (out / name).read_bytes()[:8] == PNG
@@ -127,7 +168,7 @@ def test_without_labels_omits_label_metrics(digits, tmp_path):
     held = digits['held']
     report = evaluate(digits['model'], held.images, out=tmp_path, classifier=digits['judge'])
     assert 'clustering_accuracy' not in report and 'translation_accuracy' not in report and 'mfid' not in report
-    assert set(report) == {'n_images', 'k', 'cluster_sizes'}
+    assert set(report) == {'n_images', 'k', 'cluster_sizes', 'diversity', 'diversity_per_domain'}   # over pseudo-domains
     assert sorted(p.name for p in tmp_path.iterdir()) == ['report.json', 'translations.png', 'tsne.png']
     assert json.loads((tmp_path / 'report.json').read_text()) == report
     assert evaluate(digits['model'], held.images, torch.full((len(held),), -1)) == report

@@ -1,4 +1,4 @@
-"FID and mFID: the Fréchet distance against closed forms, the InceptionV3 wiring without any download, the missing-weights error, mFID end to end on digits."
+"FID and mFID: the Fréchet distance against closed forms, the InceptionV3 wiring without any download, the missing-weights error, fetching the weights (from a file:// address), mFID end to end on digits."
 import socket
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from tunit_nb.data import Digits
-from tunit_nb.fid import (FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, _fid_state_dict,
-                                 default_fid_weights, fid, fid_features, frechet_distance, mfid)
+from tunit_nb.fid import (FID_WEIGHTS_FILE, FID_WEIGHTS_HASH, FID_WEIGHTS_URL, InceptionFeatures, _fid_state_dict,
+                                 default_fid_weights, fetch_fid_weights, fid, fid_features, frechet_distance, mfid)
 from tolerance import assert_within, sum_gap
 
 torch.set_num_threads(1)   # tiny tensors on a shared CPU: more threads only contend
@@ -149,6 +149,46 @@ def test_missing_weights_under_torch_home(no_network, tmp_path, monkeypatch):
 
 def test_missing_explicit_weights_file(no_network, tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere.pth'): InceptionFeatures(fid_weights=tmp_path / 'nowhere.pth')
+
+
+# ---- fetching the weights: file:// addresses take torch.hub's download path, no network needed ----
+
+def served_weights(tmp_path):
+    "Random Inception weights saved where a file:// URL can reach them: (url, SHA-256 prefix of the file)."
+    import hashlib
+    served = tmp_path / 'server' / 'weights.pth'
+    served.parent.mkdir()
+    torch.save(_fid_state_dict(pretrained=False), served)
+    return served.as_uri(), hashlib.sha256(served.read_bytes()).hexdigest()[:8]
+
+
+def test_fetch_into_the_hub_cache_and_load(no_network, empty_hub, tmp_path):
+    url, prefix = served_weights(tmp_path)
+    assert FID_WEIGHTS_HASH == '6726825d' and FID_WEIGHTS_HASH in FID_WEIGHTS_FILE
+    path = fetch_fid_weights(url=url, hash_prefix=prefix, progress=False)
+    assert path == default_fid_weights() and path.is_file()
+    assert torch.equal(InceptionFeatures().net.blocks[0][0].conv.weight,
+                       torch.load(path, weights_only=True)['Conv2d_1a_3x3.conv.weight'])
+    assert fetch_fid_weights(url='file:///nowhere', hash_prefix='0' * 8) == path     # present: not fetched again
+    assert sorted(p.name for p in path.parent.iterdir()) == [FID_WEIGHTS_FILE]      # no temporary file left
+
+
+@pytest.mark.parametrize('what', ['wrong hash', 'unreachable'])
+def test_fetch_failure_names_the_place_and_leaves_nothing(no_network, empty_hub, tmp_path, what):
+    url, prefix = served_weights(tmp_path)
+    if what == 'wrong hash': prefix = 'f' * 8 if prefix != 'f' * 8 else 'e' * 8
+    else: url = (tmp_path / 'server' / 'gone.pth').as_uri()
+    with pytest.raises(OSError) as error: fetch_fid_weights(url=url, hash_prefix=prefix, progress=False)
+    message = str(error.value)
+    assert str(default_fid_weights()) in message and url in message and '--fid-weights' in message
+    assert ('invalid hash value' in message) == (what == 'wrong hash')
+    assert not default_fid_weights().exists() and not any(default_fid_weights().parent.iterdir())
+
+
+def test_fetch_restores_the_socket_timeout(no_network, empty_hub, tmp_path):
+    before = socket.getdefaulttimeout()
+    with pytest.raises(OSError): fetch_fid_weights(url=(tmp_path / 'gone').as_uri(), timeout=3)
+    assert socket.getdefaulttimeout() == before
 
 
 # ---- mFID end to end on digits ----

@@ -22,7 +22,7 @@ from .data import find_images, load_rgb, one_view, to_unit
 from .config import PRESETS, TrainConfig, choose_preset, config_from
 from .runtime import resolve_device, setup_distributed
 from .trainer import NonFiniteLossError
-from .fid import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, default_fid_weights
+from .fid import FID_WEIGHTS_FILE, FID_WEIGHTS_HASH, FID_WEIGHTS_URL, InceptionFeatures, default_fid_weights, fetch_fid_weights
 from .evaluation import translation_grid
 from .choose_k import format_survey, survey_k
 from .training import TrainingInterrupted, evaluate_run, load_run, pack_run, pretrained_models, run_cache, train, training_sample
@@ -132,8 +132,8 @@ def main(argv:list=None) -> int:  # arguments after `tunit`; None: the command l
 
 # %% ../nbs/17_cli.ipynb #8084a8ab
 def default_out(data:str) -> Path:
-    "runs/<data name>: runs/digits, or runs/<folder name> for an image folder."
-    return Path('runs') / ('digits' if data == 'digits' else Path(data).expanduser().resolve().name)
+    "runs/<data name>: runs/digits, runs/styled-digits, or runs/<folder name> for an image folder."
+    return Path('runs') / (data if data in ('digits', 'styled-digits') else Path(data).expanduser().resolve().name)
 
 def saved_config(run) -> TrainConfig|None:
     "The configuration in `run/config.json`, or None when there is none."
@@ -154,10 +154,10 @@ def train_config(options:argparse.Namespace) -> tuple:
 
 def format_metrics(metrics:dict) -> str:
     "A run's figures in two lines: scores (those available) and the held-out images per pseudo-domain."
-    scores = [f'{n}={metrics[n]:.3f}' for n in ('clustering_accuracy', 'nmi', 'ari', 'translation_accuracy')
-              if n in metrics]
-    if 'classifier_accuracy' in metrics: scores.append(f"(classifier on real digits: {metrics['classifier_accuracy']:.3f})")
-    if 'mfid' in metrics: scores.append(f"mfid={metrics['mfid']:.2f}")
+    scores = [f'{n}={metrics[n]:.3f}' for n in ('clustering_accuracy', 'nmi', 'ari', 'translation_accuracy',
+                                                'min_domain_accuracy', 'content_accuracy', 'diversity') if n in metrics]
+    if 'classifier_accuracy' in metrics: scores.append(f"(judge on real images: {metrics['classifier_accuracy']:.3f})")
+    if 'mfid' in metrics: scores.append(f"mfid={metrics['mfid']:.2f} (floor {metrics.get('mfid_floor', float('nan')):.2f})")
     lines = [' '.join(scores)] if scores else []     # an unlabelled folder has no scores
     return '\n'.join(lines + [f"held-out images per pseudo-domain: {metrics['cluster_sizes']}"])
 
@@ -298,16 +298,23 @@ def _home(path:Path) -> str:
     home = Path.home()
     return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
-def fid_extractor(fid_weights=None, no_fid:bool=False):
-    "The FID feature extractor for `tunit eval`: None (with a note why) when FID is off or the weights are absent."
+def fid_extractor(fid_weights=None, no_fid:bool=False, download:bool=True, progress:bool=True):
+    "The FID feature extractor for `tunit eval`, the weights fetched if need be: None (with a note why) when FID is off or the weights are absent."
     if no_fid: return None
     if fid_weights is not None and not Path(fid_weights).expanduser().is_file():
         raise FileNotFoundError(f"--fid-weights '{fid_weights}' does not exist: give the path of {FID_WEIGHTS_FILE} "
                                 f"(download {FID_WEIGHTS_URL}), or leave --fid-weights out")
     if fid_weights is None and not default_fid_weights().is_file():
-        _say(f"note: no FID, as pytorch-fid's Inception weights are not at {_home(default_fid_weights())}. For mFID, "
-             f"download {FID_WEIGHTS_URL} there or pass --fid-weights PATH; --no-fid silences this note.")
-        return None
+        if not download:
+            _say(f"note: no FID, as pytorch-fid's Inception weights are not at {_home(default_fid_weights())}. For mFID, "
+                 f"download {FID_WEIGHTS_URL} there, pass --fid-weights PATH, or leave --no-download out; --no-fid "
+                 "silences this note.")
+            return None
+        _say(f"fetching FID's Inception weights (about 92 MB, once) into {_home(default_fid_weights().parent)}")
+        try: fetch_fid_weights(url=FID_WEIGHTS_URL, hash_prefix=FID_WEIGHTS_HASH, progress=progress)
+        except OSError as e:
+            _say(f"note: no FID: {e}; --no-fid silences this note.")
+            return None
     return InceptionFeatures(fid_weights)
 
 def _eval(options):
@@ -316,7 +323,7 @@ def _eval(options):
     out = Path(options.out or options.run)
     if not out.is_dir() and options.out is None:
         raise ValueError(f"'{options.run}' is a model, not a run folder: give --out DIR for the report and its pictures")
-    extractor = fid_extractor(options.fid_weights, options.no_fid)
+    extractor = fid_extractor(options.fid_weights, options.no_fid, not options.no_download, not options.quiet)
     with run_data(cfg, 'tunit eval'):
         report = evaluate_run(model, cfg, out=out, progress=not options.quiet, cache=run_cache(options.run),
                               extractor=None if extractor is None else extractor.to(model.device))
@@ -335,8 +342,9 @@ def add_eval(commands):
                                                  "the run's config.json)")
     fid = p.add_mutually_exclusive_group()
     fid.add_argument('--fid-weights', metavar='PATH', help=f'pytorch-fid Inception weights ({FID_WEIGHTS_FILE}); '
-                                                          f'default: torch\'s hub cache, when there')
+                                                          f'default: torch\'s hub cache, fetched there when absent')
     fid.add_argument('--no-fid', action='store_true', help='no FID, not even with weights at hand')
+    p.add_argument('--no-download', action='store_true', help="FID only with weights at hand: never fetch them")
     p.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda:1', ... [auto]")
     p.add_argument('--checkpoint', metavar='PATH', help="checkpoint file to use instead of the run's newest")
     p.add_argument('--quiet', action='store_true', help='no progress bars')

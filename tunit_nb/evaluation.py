@@ -26,7 +26,7 @@ from .fid import as_features, as_labels, mfid
 # %% auto #0
 __all__ = ['match_clusters', 'cluster_accuracy', 'cluster_metrics', 'confusion', 'plot_confusion', 'tsne_embed', 'plot_tsne',
            'thumbnails', 'DigitClassifier', 'fit_digit_classifier', 'pair_references', 'translation_accuracy',
-           'translation_grid', 'grid_picks', 'evaluate']
+           'diversity', 'translation_grid', 'grid_picks', 'evaluate']
 
 # %% ../nbs/14_evaluation.ipynb #b9a683c0
 def match_clusters(y_true,  # (n,) true classes
@@ -156,34 +156,37 @@ def plot_tsne(codes,                # (n, d) style codes, e.g. E_EMA's on held-o
     return fig
 
 # %% ../nbs/14_evaluation.ipynb #71b6c90a
-def thumbnails(images,             # (n, c, h, w) uint8 or in [-1, 1], any size
-               size:int=8,         # side of the thumbnail
-               batch_size:int=1024 # images converted at once (bounds memory for large images)
-              ) -> np.ndarray:     # (n, size * size) float64 in [0, 16]
-    "Grey thumbnails of images, area-averaged to `size` x `size` and scaled to the 0-16 of scikit-learn's digits."
+def thumbnails(images,              # (n, c, h, w) uint8 or in [-1, 1], any size
+               size:int=8,          # side of the thumbnail
+               batch_size:int=1024, # images converted at once (bounds memory for large images)
+               grey:bool=True       # False: keep the colour channels (n, c * size * size)
+              ) -> np.ndarray:      # (n, size * size) float64 in [0, 16]
+    "Grey (or colour) thumbnails of images, area-averaged to `size` x `size` and scaled to the 0-16 of scikit-learn's digits."
     images = torch.as_tensor(images)
     if images.ndim != 4: raise ValueError(f"expected (n, c, h, w) images, got shape {tuple(images.shape)}")
     # in float64: a thumbnail's value must not depend on which batch its image came in (nor the judge's verdict)
-    thumbs = [F.adaptive_avg_pool2d((to_signed(images[i:i + batch_size].detach().cpu()).double().clamp(-1, 1) + 1).mean(1, keepdim=True) * 8,
-                                    size).flatten(1)                       # (b, size * size)
+    level = lambda x: (to_signed(x.detach().cpu()).double().clamp(-1, 1) + 1) * 8             # 0..16
+    thumbs = [F.adaptive_avg_pool2d(level(images[i:i + batch_size]).mean(1, keepdim=grey) if grey else
+                                    level(images[i:i + batch_size]), size).flatten(1)      # (b, [c *] size * size)
               for i in range(0, len(images), batch_size)]
-    return torch.cat(thumbs).numpy() if thumbs else np.zeros((0, size * size))
+    return torch.cat(thumbs).numpy() if thumbs else np.zeros((0, (1 if grey else images.shape[1]) * size * size))
 
 class DigitClassifier:
     "A classifier of thumbnails (`thumbnails`) fitted with labels on real images: the judge of translation accuracy."
     def __init__(self,
                  estimator=None, # a scikit-learn classifier; `SVC(gamma='scale')` when None
-                 size:int=8):    # side of the thumbnails it sees
-        self.estimator, self.size = (SVC(gamma='scale') if estimator is None else estimator), size
+                 size:int=8,     # side of the thumbnails it sees
+                 grey:bool=True):# grey thumbnails (shapes) or colour ones (shapes and colours)
+        self.estimator, self.size, self.grey = (SVC(gamma='scale') if estimator is None else estimator), size, grey
     def fit(self,
             images,   # (n, c, h, w) real images, uint8 or in [-1, 1]
             targets): # (n,) their classes
         "Fit on real labelled images; returns the classifier."
-        self.estimator.fit(thumbnails(images, self.size), as_labels(targets))
+        self.estimator.fit(thumbnails(images, self.size, grey=self.grey), as_labels(targets))
         return self
     def predict(self, images) -> np.ndarray: # (n,) classes of (n, c, h, w) images, uint8 or in [-1, 1], any size
         "Classes of images."
-        feats = thumbnails(images, self.size)
+        feats = thumbnails(images, self.size, grey=self.grey)
         return self.estimator.predict(feats) if len(feats) else np.zeros(0, dtype=int)
     def score(self, images, targets) -> float: # share of images classified as their `targets`
         "Accuracy on labelled images."
@@ -192,10 +195,11 @@ class DigitClassifier:
 def fit_digit_classifier(images,         # (n, c, h, w) real training images, uint8 or in [-1, 1]
                          targets,        # (n,) their true classes (used for evaluation only, never for TUNIT)
                          estimator=None, # a scikit-learn classifier; `SVC(gamma='scale')` when None
-                         size:int=8      # side of the thumbnails
+                         size:int=8,     # side of the thumbnails
+                         grey:bool=True  # grey or colour thumbnails
                         ) -> DigitClassifier:
     "A `DigitClassifier` fitted on real labelled images."
-    return DigitClassifier(estimator, size).fit(images, targets)
+    return DigitClassifier(estimator, size, grey).fit(images, targets)
 
 # %% ../nbs/14_evaluation.ipynb #71a53a8a
 def pair_references(src_targets,  # (n,) classes of the sources
@@ -219,27 +223,74 @@ def translation_accuracy(translate,           # callable(x_src, x_ref) -> fake: 
                          classifier,          # has `.predict(images) -> (n,) classes`, e.g. a `DigitClassifier`
                          ref_images=None,     # (m, 3, h, w) the references; `images` when None
                          ref_targets=None,    # (m,) their true classes; `targets` when None
+                         contents=None,       # (n,) the sources' content classes (two-factor data), or None
+                         content_classifier=None, # judge of content, e.g. a digit classifier fitted on all domains
                          batch_size:int=256,  # pairs translated at once
                          seed:int=0,          # seeds the choice of references
                          device=None,         # where the batches go; CPU when None
                          progress:bool=False  # show a progress bar
-                        ) -> dict:            # {'translation_accuracy', 'classifier_accuracy'}
-    "Share of translations classified as their reference's class (references of another class than the source's)."
+                        ) -> dict:            # accuracies: overall, per domain, their minimum; content
+    "Share of translations classified as their reference's class (references of another class than the source's); with `contents`, also as their source's content."
     images, targets = torch.as_tensor(images), as_labels(targets)
     if ref_images is None: ref_images, ref_targets = images, targets
     ref_images, ref_targets = torch.as_tensor(ref_images), as_labels(ref_targets)
     if len(images) != len(targets) or len(ref_images) != len(ref_targets): raise ValueError("need one class per image")
+    if (contents is None) != (content_classifier is None): raise ValueError("contents and content_classifier go together")
+    if contents is not None and len(contents) != len(images): raise ValueError("need one content class per source")
     device = torch.device('cpu') if device is None else torch.device(device)
     refs = pair_references(targets, ref_targets, seed)                         # (n,)
-    fake_classes, ref_classes = [], []
+    fake_classes, ref_classes, fake_contents, src_contents = [], [], [], []
     for i in tqdm(range(0, len(images), batch_size), desc='translation accuracy', disable=not progress, leave=False):
         x_src = to_signed(images[i:i + batch_size].to(device))
         x_ref = to_signed(ref_images[refs[i:i + batch_size]].to(device))
-        fake_classes.append(classifier.predict(translate(x_src, x_ref)))
-        ref_classes.append(classifier.predict(x_ref))
+        fake = translate(x_src, x_ref)
+        fake_classes.append(classifier.predict(fake)); ref_classes.append(classifier.predict(x_ref))
+        if contents is not None:
+            fake_contents.append(content_classifier.predict(fake)); src_contents.append(content_classifier.predict(x_src))
     wanted = ref_targets[refs.numpy()]                                          # (n,) class of each reference
-    return {'translation_accuracy': float(np.mean(np.concatenate(fake_classes) == wanted)),
-            'classifier_accuracy': float(np.mean(np.concatenate(ref_classes) == wanted))}
+    right = np.concatenate(fake_classes) == wanted
+    per_domain = {str(c): float(right[wanted == c].mean()) for c in np.unique(wanted).tolist()}
+    scores = {'translation_accuracy': float(right.mean()), 'translation_accuracy_per_domain': per_domain,
+              'min_domain_accuracy': min(per_domain.values()),
+              'classifier_accuracy': float(np.mean(np.concatenate(ref_classes) == wanted))}
+    if contents is not None:
+        contents = as_labels(contents)
+        scores['content_accuracy'] = float(np.mean(np.concatenate(fake_contents) == contents))
+        scores['content_classifier_accuracy'] = float(np.mean(np.concatenate(src_contents) == contents))
+    return scores
+
+# %% ../nbs/14_evaluation.ipynb #ee208337
+def _mean_distance(x:torch.Tensor) -> float:
+    "Mean pairwise root-mean-square distance between the images of a batch (b, c, h, w)."
+    x = x.detach().double().cpu().flatten(1)
+    return float(torch.pdist(x).mean() / x.shape[1] ** 0.5) if len(x) > 1 else float('nan')
+
+@torch.no_grad()
+def diversity(translate,            # callable(x_src, x_ref) -> fake: (b, 3, h, w) batches in [-1, 1]
+              images,               # (n, 3, h, w) uint8 or [-1, 1]: held-out images, sources and references
+              domains,              # (n,) their domains: true classes or pseudo-domains
+              n_sources:int=16,     # sources (from other domains) translated with each reference
+              refs_per_domain:int=4,# references per domain
+              n_real:int=64,        # at most this many real images of a domain measure its spread
+              seed:int=0,           # seeds the choices
+              device=None           # where the batches go; CPU when None
+             ) -> dict:             # {'diversity', 'diversity_per_domain'}
+    "Spread of the translations of different sources with one reference, relative to the spread of real images of its domain."
+    images, domains = torch.as_tensor(images), as_labels(domains)
+    if len(images) != len(domains): raise ValueError("need one domain per image")
+    device = torch.device('cpu') if device is None else torch.device(device)
+    rng, per_domain = np.random.default_rng(seed), {}
+    for k in np.unique(domains).tolist():
+        own, others = np.flatnonzero(domains == k), np.flatnonzero(domains != k)
+        if len(own) < 2 or len(others) < 2: continue
+        sources = to_signed(images[torch.as_tensor(rng.choice(others, min(n_sources, len(others)), replace=False))])
+        refs = rng.choice(own, min(refs_per_domain, len(own)), replace=False)
+        fake = [_mean_distance(translate(sources.to(device), to_signed(images[int(r)]).expand_as(sources).to(device)))
+                for r in refs]
+        real = _mean_distance(to_signed(images[torch.as_tensor(rng.choice(own, min(n_real, len(own)), replace=False))]))
+        per_domain[str(k)] = float(np.mean(fake) / real)
+    return {'diversity': float(np.mean(list(per_domain.values()))) if per_domain else float('nan'),
+            'diversity_per_domain': per_domain}
 
 # %% ../nbs/14_evaluation.ipynb #0ccf6fd8
 @torch.no_grad()
@@ -292,6 +343,8 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
              k:int=None,          # number of pseudo-domains K; the largest seen + 1 when None
              out=None,            # folder for report.json and the PNGs; nothing written when None
              classifier=None,     # judge for translation accuracy, e.g. `fit_digit_classifier(...)`
+             contents=None,       # (n,) content classes of the images (two-factor data), or None
+             content_classifier=None, # judge of the sources' content in translations (with `contents`)
              extractor=None,      # FID feature extractor, e.g. `InceptionFeatures()`; no FID when None
              train_images=None,   # (N, 3, h, w) training images: the real images of FID
              train_targets=None,  # (N,) their true classes, or None
@@ -302,7 +355,7 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
              seed:int=0,          # seeds references, grid and t-SNE
              n_grid:int=8         # references and sources in translations.png
             ) -> dict:            # plain numbers and lists, JSON-serialisable
-    "Evaluate a TUNIT model on held-out images: clusters, style codes, translation accuracy, FID; optionally write a report."
+    "Evaluate a TUNIT model on held-out images: clusters, style codes, translation accuracy, content, diversity, FID; optionally write a report."
     images = torch.as_tensor(images)
     device = torch.device(device if device is not None else getattr(model, 'device', 'cpu'))
     codes = batched(model.style, images, batch_size=batch_size, device=device, progress=progress, desc='style codes')  # (n, d)
@@ -316,8 +369,12 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
     if labelled.any():
         report.update(cluster_metrics(y[labelled], domains[labelled]))
         if classifier is not None:
-            report.update(translation_accuracy(translate, images[torch.as_tensor(labelled)], y[labelled], classifier,
-                                               batch_size=batch_size, seed=seed, device=device, progress=progress))
+            at = torch.as_tensor(labelled)
+            report.update(translation_accuracy(translate, images[at], y[labelled], classifier, batch_size=batch_size,
+                                               contents=None if contents is None else as_labels(contents)[labelled],
+                                               content_classifier=content_classifier, seed=seed, device=device,
+                                               progress=progress))
+    report.update(diversity(translate, images, y if labelled.all() else domains, seed=seed, device=device))
     if extractor is not None and train_images is not None:
         train_y = None if train_targets is None else as_labels(train_targets)
         if labelled.all() and train_y is not None and (train_y >= 0).all(): train_domains, eval_domains = train_y, y
@@ -326,6 +383,8 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
                     batch_size=batch_size, seed=seed, progress=progress)
         report['fid_per_domain'] = {str(d): float(v) for d, v in fids['fid_per_domain'].items()}
         report['mfid'] = float(fids['mfid'])
+        report['fid_floor_per_domain'] = {str(d): float(v) for d, v in fids['fid_floor_per_domain'].items()}
+        report['mfid_floor'] = float(fids['mfid_floor'])
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         _save_figures(out, translate, images, codes, domains, y, labelled, device, seed, n_grid)
