@@ -20,3 +20,9 @@ def test_step_compare_asks_for_the_reference_folder():
 def test_guiding_benchmark_names_a_field_it_cannot_set():
     out = run(BENCH / 'guiding_digits.py', '--set', 'colour=red')
     assert out.returncode != 0 and "--set takes FIELD=VALUE with a TrainConfig field, not 'colour=red'" in out.stderr
+
+def test_translation_benchmark_refuses_unknown_data_and_fields():
+    out = run(BENCH / 'translation.py', '--data', 'faces')
+    assert out.returncode != 0 and "invalid choice: 'faces'" in out.stderr
+    out = run(BENCH / 'translation.py', '--set', 'colour=red')
+    assert out.returncode != 0 and "--set takes FIELD=VALUE with a TrainConfig field, not 'colour=red'" in out.stderr

@@ -18,7 +18,7 @@ __all__ = ['PRESETS', 'RUN_FIELDS', 'TrainConfig', 'validate_config', 'AdjustedS
 @dataclass
 class TrainConfig:
     "Everything a TUNIT run needs; build with `TrainConfig.preset(name, **overrides)`."
-    data:str = 'digits'          # 'digits' or an image folder (with class sub-folders or not)
+    data:str = 'digits'          # 'digits', 'styled-digits' or an image folder (with class sub-folders or not)
     size:int = 128               # image side in pixels: a power of two >= 32
     heldout:float = 0.2          # share of the images kept out of training, for evaluation and sample grids
     k:int = 10                   # pseudo-domains K
@@ -191,11 +191,12 @@ def image_sides(files:list, n:int=200) -> list:
         except Exception: continue   # an unreadable file: the data set skips it too
     return sides
 
-def choose_preset(data:str,    # 'digits' or an image folder
+def choose_preset(data:str,    # 'digits', 'styled-digits' or an image folder
                   cuda:bool    # is the run on a GPU?
                  ) -> tuple:   # (preset name, changes to it, why)
     "The preset for `data` when the user names none: `digits` for the digits; for a folder, `paper` on a GPU, `photos` on a CPU."
     if str(data) == 'digits': return 'digits', {}, 'the embedded digits'
+    if str(data) == 'styled-digits': return 'digits', {'k': 5}, 'the embedded digits in 5 appearance domains'
     files = find_images(data)[0]
     sides = sorted(image_sides(files))
     typical = sides[len(sides) // 2] if sides else 0

@@ -102,7 +102,7 @@ def find_images(root, labels:bool|None=None):
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Image folder '{root}' does not exist. Pass the path of a folder of images "
-                                f"(or 'digits' for the embedded data set).")
+                                f"(or 'digits' or 'styled-digits' for an embedded data set).")
     if not root.is_dir():
         raise NotADirectoryError(f"'{root}' is a file, not a folder. Pass the folder that holds the images.")
     files = sorted(p for p in root.rglob('*') if _is_image_name(p) and p.is_file()

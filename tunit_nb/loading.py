@@ -146,7 +146,7 @@ def _drop_stale(path:Path, root:Path):
         if same: old.unlink(missing_ok=True); old.with_suffix('.u8').unlink(missing_ok=True)
 
 # %% ../nbs/00a_loading.ipynb #4d42534f
-def get_dataset(data:str,            # 'digits' or the path of an image folder
+def get_dataset(data:str,            # 'digits', 'styled-digits' or the path of an image folder
                 split:str='train',   # 'train', 'heldout' or 'all'
                 size:int=32,         # image side
                 transform=None,      # folders: None decodes each image once (`decode_folder`); a transform reads
@@ -157,6 +157,9 @@ def get_dataset(data:str,            # 'digits' or the path of an image folder
                 memory:float=4.):    # folders: GiB of decoded images held in memory; more are memory-mapped
     "The `split` of the data set named `data`, with `.targets` and `.classes`."
     if str(data) == 'digits': return Digits(split, size=size, transform=transform, heldout=heldout, seed=seed)
+    if str(data) == 'styled-digits':                              # the digits in five appearance domains (00b)
+        from tunit_nb.styled_digits import StyledDigits
+        return StyledDigits(split, size=size, transform=transform, heldout=heldout, seed=seed)
     if split not in ('train', 'heldout', 'all'):
         raise ValueError(f"split must be 'train', 'heldout' or 'all', not {split!r}")
     if transform is None: return decode_folder(data, size, heldout, seed, cache, memory).split(split)

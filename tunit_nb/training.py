@@ -208,16 +208,16 @@ def training_sample(cfg:TrainConfig, n:int=4096, cache=None) -> torch.Tensor:
 
 def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, progress:bool=False, cache=None) -> dict:
     "The evaluation of `14_evaluation` on the held-out images: metrics (and, with `out`, report pictures); `cache`: the run's."
-    from tunit_nb.evaluation import evaluate, fit_digit_classifier
+    from tunit_nb.evaluation import evaluate
+    from tunit_nb.styled_digits import fit_judges
     images, targets = heldout_images(cfg, cache=cache)
     labelled = bool((targets >= 0).all())
-    train = training_images(cfg, cache) if extractor is not None or cfg.data == 'digits' else None
-    # digits: an independent classifier, fitted with labels on the real training digits, judges translations
-    classifier = fit_digit_classifier(train.images, train.targets) if cfg.data == 'digits' else None
-    train_images = None
-    if extractor is not None:
-        train_images = images_of(train)[0]
-    report = evaluate(model, images, targets if labelled else None, k=cfg.k, out=out, classifier=classifier,
+    train = training_images(cfg, cache)
+    # the embedded data sets: independent classifiers, fitted with labels on the real training images, judge translations
+    judges = fit_judges(cfg.data, train)
+    contents = getattr(_split(cfg, 'heldout', cache), 'contents', None) if 'content_classifier' in judges else None
+    train_images = images_of(train)[0] if extractor is not None else None
+    report = evaluate(model, images, targets if labelled else None, k=cfg.k, out=out, **judges, contents=contents,
                       extractor=extractor, train_images=train_images,
                       train_targets=torch.as_tensor(train.targets) if train_images is not None else None,
                       progress=progress)
