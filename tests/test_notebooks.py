@@ -134,3 +134,16 @@ def test_the_old_imports_still_work():
     from tunit_nb.training import TrainConfig, Trainer, Tunit, load_run, train, train_guiding, predict, plot_history
     from tunit_nb.model import TunitModel
     assert Tunit is TunitModel and TrainConfig.preset('tiny').size == 32
+
+
+@pytest.mark.parametrize('nb', NBS, ids=lambda p: p.name)
+def test_only_setup_cells_import(nb):
+    "nbdev_proc_nbs (docs, README) runs every cell that imports: a visible cell that imports may only set constants besides."
+    for i, source, _ in _code_cells(nb):
+        if re.match(r'#\|\s*(export|exporti|exports|exec_doc|hide)\b', source.lstrip()) or '#| eval: false' in source: continue
+        code = '\n'.join(l for l in source.splitlines() if not l.lstrip().startswith(('%', '!', '#|')))
+        body = ast.parse(code).body
+        if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body):
+            setup = lambda n: isinstance(n, (ast.Import, ast.ImportFrom)) or (isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant))
+            assert all(setup(n) for n in body), \
+                f"{nb.name} cell {i} imports and runs code: move its imports to the notebook's hidden import cell"
