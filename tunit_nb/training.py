@@ -210,12 +210,13 @@ def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, pr
     "The evaluation of `14_evaluation` on the held-out images: metrics (and, with `out`, report pictures); `cache`: the run's."
     from tunit_nb.evaluation import evaluate
     from tunit_nb.styled_digits import fit_judges
-    images, targets = heldout_images(cfg, cache=cache)
-    labelled = bool((targets >= 0).all())
-    train = training_images(cfg, cache)
+    held = _split(cfg, 'heldout', cache)
+    images, targets = images_of(held)
+    labelled, embedded = bool((targets >= 0).all()), cfg.data in ('digits', 'styled-digits')
+    train = training_images(cfg, cache) if extractor is not None or embedded else None
     # the embedded data sets: independent classifiers, fitted with labels on the real training images, judge translations
-    judges = fit_judges(cfg.data, train)
-    contents = getattr(_split(cfg, 'heldout', cache), 'contents', None) if 'content_classifier' in judges else None
+    judges = fit_judges(cfg.data, train) if embedded else {}
+    contents = getattr(held, 'contents', None) if 'content_classifier' in judges else None
     train_images = images_of(train)[0] if extractor is not None else None
     report = evaluate(model, images, targets if labelled else None, k=cfg.k, out=out, **judges, contents=contents,
                       extractor=extractor, train_images=train_images,
