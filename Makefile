@@ -1,5 +1,6 @@
 # The two commands of README.md's quick start:
-#   make train   set up .venv/ and train TUNIT on the embedded digits (run folder with pictures and metrics)
+#   make train   set up .venv/ and train TUNIT on the embedded styled digits (run folder with pictures and metrics);
+#                make train DATA=digits trains the other embedded set
 #   make test    set up .venv/ and run every test: notebooks and library in step, nbdev_test, pytest
 # Both are idempotent: the environment is rebuilt only when settings.ini or setup.py change.
 SHELL := /bin/bash
@@ -7,7 +8,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-RUN ?= runs/digits
+DATA ?= styled-digits
+RUN ?= runs/$(DATA)
 
 .PHONY: setup train pretrained run-nbs test test-nbs test-sync test-py test-slow export clean-nbs readme docs fid-weights
 
@@ -20,16 +22,17 @@ $(STAMP): settings.ini setup.py pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-# The main job: TUNIT on the embedded digits (E's warm-up, then the GAN); pictures and metrics.json in $(RUN).
-# Run again, it continues (or only re-evaluates) the run there.
+# The main job: TUNIT on the embedded styled digits (E's warm-up, then the GAN); pictures and metrics.json in
+# $(RUN). Run again, it continues (or only re-evaluates) the run there.
 train: $(STAMP)
-	$(BIN)/tunit train --data digits --out $(RUN) $$(test -f $(RUN)/config.json && echo --resume)
+	$(BIN)/tunit train --data $(DATA) --out $(RUN) $$(test -f $(RUN)/config.json && echo --resume)
 
-# The model that ships with the package (pretrained('digits')): a fresh run of the main job, packed into one file.
+# A model that ships with the package (pretrained('styled-digits'), with DATA=digits pretrained('digits')):
+# a fresh run of the main job, packed into one file.
 pretrained: $(STAMP)
-	rm -rf runs/pretrained-digits
-	$(MAKE) train RUN=runs/pretrained-digits
-	$(BIN)/tunit pack --run runs/pretrained-digits --out tunit_nb/pretrained/digits.pt
+	rm -rf runs/pretrained-$(DATA)
+	$(MAKE) train DATA=$(DATA) RUN=runs/pretrained-$(DATA)
+	$(BIN)/tunit pack --run runs/pretrained-$(DATA) --out tunit_nb/pretrained/$(DATA).pt
 
 # Library and notebooks must agree: exporting and cleaning may change nothing.
 test-sync: $(STAMP)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tunit_nb.cli import main
+from tunit_nb.cli import build_parser, main, train_config
 from tunit_nb.data import Digits, save_images
 from tunit_nb.training import load_run, training_images
 
@@ -89,6 +89,20 @@ def test_a_folder_without_preset_gets_the_cpu_preset_a_reason_and_a_time_estimat
     config = json.loads((out / 'config.json').read_text())
     assert config['flip'] and config['size'] == 64 and config['warmup_iters'] == 20 and config['restarts'] == 2
     assert (out / 'cache').is_dir() and len(list((out / 'cache').glob('*.u8'))) == 1   # decoded once, beside the run
+
+
+def test_without_data_train_takes_the_main_demonstration_and_a_preset_its_own_data(run, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    def config(*args):
+        cfg, out, origin = train_config(build_parser().parse_args(['train', *map(str, args)]))
+        return cfg.data, cfg.k, cfg.g_content, str(out), origin.split(':')[0]
+    assert config() == ('styled-digits', 5, 16, 'runs/styled-digits', 'preset styled-digits')
+    assert config('--data', 'digits') == ('digits', 10, 4, 'runs/digits', 'preset digits')
+    assert config('--preset', 'digits') == ('digits', 10, 4, 'runs/digits', 'preset digits')
+    assert config('--preset', 'styled-digits', '--k', 4)[:2] == ('styled-digits', 4)
+    assert config('--preset', 'tiny')[0] == 'digits'                  # a preset of no data set: the default data
+    out, _ = run                                                      # a folder's run, resumed without --data
+    assert config('--out', out, '--resume')[0] == json.loads((out / 'config.json').read_text())['data']
 
 
 def test_translate_with_a_reference_file(run, folders, tmp_path):

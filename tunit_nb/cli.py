@@ -28,7 +28,7 @@ from .choose_k import format_survey, survey_k
 from .training import TrainingInterrupted, evaluate_run, load_run, pack_run, pretrained_models, run_cache, train, training_sample
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'SUBCOMMANDS', 'DOMAIN_IMAGES', 'GRID_MAX', 'RUN_HELP', 'option_type', 'field_comments',
+__all__ = ['USER_ERRORS', 'SUBCOMMANDS', 'MAIN_DATA', 'DOMAIN_IMAGES', 'GRID_MAX', 'RUN_HELP', 'option_type', 'field_comments',
            'add_config_options', 'config_options', 'run_command', 'build_parser', 'main', 'default_out', 'saved_config',
            'train_config', 'format_metrics', 'add_train', 'image_files', 'load_images', 'run_data', 'domain_style',
            'add_translate', 'fid_extractor', 'add_eval', 'add_pack', 'add_clusters']
@@ -131,6 +131,7 @@ def main(argv:list=None) -> int:  # arguments after `tunit`; None: the command l
         return run_command(options.handler, options, traceback=options.traceback)
 
 # %% ../nbs/17_cli.ipynb #8084a8ab
+MAIN_DATA = 'styled-digits'   # what `tunit train` trains without --data (and `make train`): the main demonstration
 def default_out(data:str) -> Path:
     "runs/<data name>: runs/digits, runs/styled-digits, or runs/<folder name> for an image folder."
     return Path('runs') / (data if data in ('digits', 'styled-digits') else Path(data).expanduser().resolve().name)
@@ -144,13 +145,14 @@ def saved_config(run) -> TrainConfig|None:
 def train_config(options:argparse.Namespace) -> tuple:
     "(cfg, run folder, where cfg came from) described by the options of `tunit train`."
     given = config_options(options, TrainConfig)
-    out = Path(options.out) if options.out else default_out(given.get('data', 'digits'))
+    data = given.get('data', PRESETS[options.preset].get('data', TrainConfig.data) if options.preset else MAIN_DATA)
+    out = Path(options.out) if options.out else default_out(data)
     saved = saved_config(out) if options.resume and options.preset is None else None
     if saved is not None: return dataclasses.replace(saved, **given), out, str(out / 'config.json')
-    if options.preset: return TrainConfig.preset(options.preset, **given), out, f'preset {options.preset}'
+    if options.preset: return TrainConfig.preset(options.preset, **{'data': data, **given}), out, f'preset {options.preset}'
     cuda = resolve_device(given.get('device', 'auto')).type == 'cuda'
-    name, changes, why = choose_preset(given.get('data', 'digits'), cuda)     # from the data and the device
-    return TrainConfig.preset(name, **{**changes, **given}), out, f'preset {name}: {why}'
+    name, changes, why = choose_preset(data, cuda)     # from the data and the device
+    return TrainConfig.preset(name, **{**changes, 'data': data, **given}), out, f'preset {name}: {why}'
 
 def format_metrics(metrics:dict) -> str:
     "A run's figures in two lines: scores (those available) and the held-out images per pseudo-domain."
@@ -178,12 +180,12 @@ def _train(options):
     say(f"run folder: {out}")
 
 def add_train(commands):
-    p = commands.add_parser('train', help='train a run on the embedded digits or an image folder',
+    p = commands.add_parser('train', help='train a run on an embedded data set or an image folder',
                             description="Train TUNIT and write a run folder. Start from a preset; every TrainConfig "
                                         "field is an option. With --resume and no --preset, the run's config.json "
                                         "gives the options left out.")
     p.add_argument('--preset', choices=list(PRESETS), help="starting configuration (default: chosen from the data and "
-                   "the device: digits for --data digits; for a folder paper on a GPU, photos on a CPU; with --resume: "
+                   "the device: the embedded data set's own; for a folder paper on a GPU, photos on a CPU; with --resume: "
                    "the run's own)")
     p.add_argument('--out', metavar='DIR', help='run folder (default: runs/<data name>)')
     again = p.add_mutually_exclusive_group()
@@ -246,9 +248,7 @@ GRID_MAX = 16
 RUN_HELP = ('run folder written by tunit train, model file written by tunit pack, or the name of a model that '
             f"ships with tunit_nb ({', '.join(pretrained_models())})")
 
-def _save(image, path):  # (3, s, s) in [-1, 1]
-    save_image(to_unit(image), path)
-    return path
+def _save(image, path): save_image(to_unit(image), path); return path   # image: (3, s, s) in [-1, 1]
 
 def _translate(options):
     cfg, model = load_run(options.run, options.device, options.checkpoint)

@@ -154,7 +154,7 @@ PRESETS['photos'] = {**PRESETS['digits'], 'size': 64, 'flip': True, 'batch_size'
                      'checkpoint_every': 250}
 # the styled digits (00b): five appearance domains to find (clustering is easy there: a short warm-up) and the
 # source's digit to keep: the reference's 16x16 content map, a 10x stronger reconstruction and 1,400 GAN steps
-PRESETS['styled-digits'] = {**PRESETS['digits'], 'k': 5, 'g_content': 16, 'w_rec': 1.0, 'restarts': 2,
+PRESETS['styled-digits'] = {**PRESETS['digits'], 'data': 'styled-digits', 'k': 5, 'g_content': 16, 'w_rec': 1.0, 'restarts': 2,
                             'restart_iters': 250, 'warmup_iters': 1000, 'iters': 2400}
 
 RUN_FIELDS = ('iters', 'log_every', 'sample_every', 'checkpoint_every', 'keep_checkpoints', 'eval_every', 'workers',
