@@ -4,28 +4,51 @@ For each embedded data set (`digits`: the domain is the digit; `styled-digits`: 
 the domain one of five looks, 00b_styled_digits) and each seed, a run of the preset chosen for it (as
 `tunit train --data NAME --seed S`), evaluated on the held-out images (14_evaluation): clustering accuracy,
 translation (domain) accuracy overall and its minimum over domains, content accuracy (styled digits only),
-diversity, and with --fid mFID beside its floor (pytorch-fid's Inception weights must be at hand). Prints
-a table of the mean over seeds next to the targets, and writes every run's figures to RUNS/results.json.
+diversity, and with --fid mFID beside its floor (pytorch-fid's Inception weights must be at hand; the real
+images' features are kept in RUNS/fid-features.pt for the next run). Prints a table of the mean over seeds
+next to the targets, and writes every run's figures to RUNS/results.json.
 
     python bench/translation.py [--data digits styled-digits] [--seeds 0 1 2] [--set FIELD=VALUE ...]
-                                [--runs DIR] [--fid] [--threads 1]
+                                [--runs DIR] [--fid] [--fid-features FILE] [--reuse] [--threads 1]
 
-`--set` changes fields of the preset, e.g. `--set w_style=0` (the loss ablation of 19_experiments).
+`--set` changes fields of the preset, e.g. `--set w_style=0` (the loss ablation of 19_experiments); `--reuse`
+evaluates a finished run of the same configuration in RUNS again instead of training it (e.g. to add mFID).
 """
-import argparse, json, time, warnings
+import argparse, hashlib, json, time, warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tunit_nb.config import TrainConfig, choose_preset
-from tunit_nb.training import evaluate_run, load_run, train
+from tunit_nb.cli import saved_config
+from tunit_nb.training import evaluate_run, load_run, train, training_images
 from guiding_digits import field_values
 
 TARGETS = {'digits': dict(clustering_accuracy=0.95, translation_accuracy=0.95, min_domain_accuracy=0.85, diversity=0.3),
            'styled-digits': dict(clustering_accuracy=0.95, translation_accuracy=0.90, content_accuracy=0.90, diversity=0.3)}
 COLUMNS = ('clustering_accuracy', 'translation_accuracy', 'min_domain_accuracy', 'content_accuracy', 'diversity',
            'mfid', 'mfid_floor')
+
+
+class KeptFeatures(torch.nn.Module):
+    "A feature extractor that keeps the features of the real images' batches in a file: every run's mFID sees them again."
+    def __init__(self, extractor, path:Path):
+        super().__init__()
+        self.extractor, self.path, self.calls, self.fresh = extractor, path, [], {}
+        self.kept = torch.load(path, weights_only=True) if path.is_file() else {}
+    def forward(self, x):                                      # (b, 3, h, w) in [-1, 1] -> (b, d)
+        key = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        self.calls.append(key)
+        if key in self.kept: return self.kept[key]
+        self.fresh[key] = feats = self.extractor(x).detach().cpu()
+        return feats
+    def keep(self, real:int):
+        "Keep the features of the first `real` batches of this run (`mfid` starts with the real images), forget the rest."
+        self.kept.update({key: self.fresh[key] for key in self.calls[:real] if key in self.fresh})
+        self.calls, self.fresh = [], {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.kept, self.path)
 
 
 def main():
@@ -35,6 +58,9 @@ def main():
     p.add_argument('--set', nargs='+', default=[], metavar='FIELD=VALUE', help='TrainConfig fields to change')
     p.add_argument('--runs', type=Path, default=Path('runs/bench-translation'), help='where the runs go')
     p.add_argument('--fid', action='store_true', help="also mFID and its floor (needs pytorch-fid's weights; slow on a CPU)")
+    p.add_argument('--fid-features', type=Path, help="file of the real images' Inception features, shared between "
+                   "benchmarks (default: RUNS/fid-features.pt)")
+    p.add_argument('--reuse', action='store_true', help='evaluate a finished run of the same configuration again')
     p.add_argument('--threads', type=int, default=1, help='torch threads; 1 is fastest with two benchmarks on 2 cores')
     a = p.parse_args()
     try: changes = field_values(a.set)
@@ -43,7 +69,7 @@ def main():
     extractor = None
     if a.fid:
         from tunit_nb.fid import InceptionFeatures
-        extractor = InceptionFeatures()                       # a clear error when the weights are absent
+        extractor = KeptFeatures(InceptionFeatures(), a.fid_features or a.runs / 'fid-features.pt')   # a clear error without the weights
     results, rows = [], []
     for data in a.data:
         preset, chosen, _ = choose_preset(data, torch.cuda.is_available())
@@ -53,11 +79,16 @@ def main():
                 warnings.simplefilter('ignore')                # a shortened schedule's notice
                 cfg = TrainConfig.preset(preset, **{**chosen, **changes, 'data': data, 'seed': seed})
             out, start = a.runs / f'{data}-seed{seed}', time.time()
-            metrics = train(cfg, out, force=True, progress=False)
-            minutes = (time.time() - start) / 60
+            if a.reuse and (out / 'metrics.json').is_file() and saved_config(out) == cfg:
+                metrics = json.loads((out / 'metrics.json').read_text())
+                minutes = metrics['seconds'] / 60                  # the training's own time
+            else:
+                metrics = train(cfg, out, force=True, progress=False)
+                minutes = (time.time() - start) / 60
             if extractor is not None:
                 _, model = load_run(out, 'cpu')
                 metrics = evaluate_run(model, cfg, extractor=extractor, cache=out / 'cache')
+                extractor.keep(-(-len(training_images(cfg, out / 'cache')) // 50) + -(-metrics['n_images'] // 50))
             figures = {c: metrics[c] for c in COLUMNS if c in metrics}
             runs.append(figures)
             results.append(dict(data=data, seed=seed, preset=preset, changes=changes, minutes=round(minutes, 2), **figures,
