@@ -9,7 +9,8 @@ images' features are kept in RUNS/fid-features.pt for the next run). Prints a ta
 next to the targets, and writes every run's figures to RUNS/results.json.
 
     python bench/translation.py [--data digits styled-digits] [--seeds 0 1 2] [--set FIELD=VALUE ...]
-                                [--runs DIR] [--fid] [--fid-features FILE] [--reuse] [--threads 1]
+                                [--runs DIR] [--fid] [--max-fakes N] [--fid-features FILE]
+                                [--reuse] [--threads 1]
 
 `--set` changes fields of the preset, e.g. `--set w_style=0` (the loss ablation of 19_experiments); `--reuse`
 evaluates a finished run of the same configuration in RUNS again instead of training it (e.g. to add mFID).
@@ -60,6 +61,8 @@ def main():
     p.add_argument('--fid', action='store_true', help="also mFID and its floor (needs pytorch-fid's weights; slow on a CPU)")
     p.add_argument('--fid-features', type=Path, help="file of the real images' Inception features, shared between "
                    "benchmarks (default: RUNS/fid-features.pt)")
+    p.add_argument('--max-fakes', type=int, help='mFID: at most this many translations per domain (default: every '
+                   'held-out source of another domain)')
     p.add_argument('--reuse', action='store_true', help='evaluate a finished run of the same configuration again')
     p.add_argument('--threads', type=int, default=1, help='torch threads; 1 is fastest with two benchmarks on 2 cores')
     a = p.parse_args()
@@ -87,7 +90,7 @@ def main():
                 minutes = (time.time() - start) / 60
             if extractor is not None:
                 _, model = load_run(out, 'cpu')
-                metrics = evaluate_run(model, cfg, extractor=extractor, cache=out / 'cache')
+                metrics = evaluate_run(model, cfg, extractor=extractor, cache=out / 'cache', max_fakes=a.max_fakes)
                 extractor.keep(-(-len(training_images(cfg, out / 'cache')) // 50) + -(-metrics['n_images'] // 50))
             figures = {c: metrics[c] for c in COLUMNS if c in metrics}
             runs.append(figures)

@@ -182,6 +182,19 @@ def test_re_evaluated_it_scores_what_it_records(tmp_path, name):
     assert {'tsne.png', 'confusion.png', 'translations.png'} <= {p.name for p in tmp_path.iterdir()}
 
 
+def test_evaluate_run_caps_the_translations_of_mfid():
+    "With max_fakes, mFID translates at most that many sources per domain; the real images all count."
+    from tunit_nb.training import evaluate_run, training_images
+    seen = []
+    def extractor(x):                                   # (b, 3, h, w) -> (b, 2): counts what it is shown
+        seen.append(len(x)); return x.mean((2, 3))[:, :2]
+    cfg, model = load_run(pretrained_models()['digits'], 'cpu')
+    report = evaluate_run(model, cfg, extractor=extractor, max_fakes=7)
+    n_real = len(training_images(cfg)) + report['n_images']
+    assert sum(seen) == n_real + 7 * len(report['fid_per_domain'])   # every held-out digit is a source of 9 domains
+    assert report['mfid'] >= 0 and len(report['fid_per_domain']) == cfg.k
+
+
 def test_translate_takes_it_by_name(tmp_path):
     from tunit_nb.data import Digits, save_images
     save_images(Digits('heldout', size=32).images[:2], tmp_path / 'sources', prefix='src')

@@ -206,8 +206,9 @@ def training_sample(cfg:TrainConfig, n:int=4096, cache=None) -> torch.Tensor:
     data = training_images(cfg, cache)
     return images_of(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n])[0]
 
-def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, progress:bool=False, cache=None) -> dict:
-    "The evaluation of `14_evaluation` on the held-out images: metrics (and, with `out`, report pictures); `cache`: the run's."
+def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, progress:bool=False, cache=None,
+                 max_fakes:int=None) -> dict:
+    "The evaluation of `14_evaluation` on the held-out images: metrics (and, with `out`, report pictures); `cache`: the run's; `max_fakes`: `mfid`'s."
     from tunit_nb.evaluation import evaluate
     from tunit_nb.styled_digits import fit_judges
     held = _split(cfg, 'heldout', cache)
@@ -221,7 +222,7 @@ def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, pr
     report = evaluate(model, images, targets if labelled else None, k=cfg.k, out=out, **judges, contents=contents,
                       extractor=extractor, train_images=train_images,
                       train_targets=torch.as_tensor(train.targets) if train_images is not None else None,
-                      progress=progress)
+                      progress=progress, max_fakes=max_fakes)
     sizes = torch.tensor(report['cluster_sizes'])
     check_clusters(torch.arange(len(sizes)).repeat_interleave(sizes), cfg.k, 'the held-out images')
     return report
