@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from .data import find_images, load_rgb, one_view, to_unit
+from .data import EMBEDDED, find_images, load_rgb, one_view, to_unit
 from .config import PRESETS, TrainConfig, choose_preset, config_from
 from .runtime import resolve_device, setup_distributed
 from .trainer import NonFiniteLossError
@@ -134,7 +134,7 @@ def main(argv:list=None) -> int:  # arguments after `tunit`; None: the command l
 MAIN_DATA = 'styled-digits'   # what `tunit train` trains without --data (and `make train`): the main demonstration
 def default_out(data:str) -> Path:
     "runs/<data name>: runs/digits, runs/styled-digits, or runs/<folder name> for an image folder."
-    return Path('runs') / (data if data in ('digits', 'styled-digits') else Path(data).expanduser().resolve().name)
+    return Path('runs') / (data if data in EMBEDDED else Path(data).expanduser().resolve().name)
 
 def saved_config(run) -> TrainConfig|None:
     "The configuration in `run/config.json`, or None when there is none."

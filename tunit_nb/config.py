@@ -8,7 +8,7 @@ import dataclasses, json, random, warnings
 from dataclasses import dataclass, asdict
 
 from .layers import check_size
-from .data import find_images
+from .data import EMBEDDED, find_images
 
 # %% auto #0
 __all__ = ['PRESETS', 'RUN_FIELDS', 'TrainConfig', 'validate_config', 'AdjustedSettingWarning', 'fit_schedule', 'image_sides',
@@ -199,8 +199,7 @@ def choose_preset(data:str,    # 'digits', 'styled-digits' or an image folder
                   cuda:bool    # is the run on a GPU?
                  ) -> tuple:   # (preset name, changes to it, why)
     "The preset for `data` when the user names none: the embedded sets' own; for a folder, `paper` on a GPU, `photos` on a CPU."
-    if str(data) == 'digits': return 'digits', {}, 'the embedded digits'
-    if str(data) == 'styled-digits': return 'styled-digits', {}, 'the embedded digits in 5 appearance domains'
+    if str(data) in EMBEDDED: return str(data), {}, EMBEDDED[str(data)]      # each embedded set has a preset of its name
     files = find_images(data)[0]
     sides = sorted(image_sides(files))
     typical = sides[len(sides) // 2] if sides else 0

@@ -16,9 +16,9 @@ from torchvision.transforms import v2
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['IMG_EXTENSIONS', 'split_indices', 'Digits', 'to_unit', 'to_signed', 'show_images', 'find_images', 'to_rgb',
-           'load_rgb', 'UnreadableImageWarning', 'skip_unreadable', 'ImageFolder', 'save_images', 'Augment', 'resized',
-           'one_view']
+__all__ = ['EMBEDDED', 'IMG_EXTENSIONS', 'split_indices', 'Digits', 'to_unit', 'to_signed', 'show_images', 'find_images',
+           'to_rgb', 'load_rgb', 'UnreadableImageWarning', 'skip_unreadable', 'ImageFolder', 'save_images', 'Augment',
+           'resized', 'one_view']
 
 # %% ../nbs/00_data.ipynb #497763c3
 def split_indices(targets, heldout:float=0.2, seed:int=0):
@@ -93,6 +93,8 @@ def _label_cells(ax, w:int, h:int, col_labels, row_labels):
     for spine in ax.spines.values(): spine.set_visible(False)
 
 # %% ../nbs/00_data.ipynb #4217ec7a
+# the data sets that ship with the package, named instead of a folder: name -> what it is (`get_dataset` builds them)
+EMBEDDED = {'digits': 'the embedded digits', 'styled-digits': 'the embedded digits in 5 appearance domains'}
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pbm')
 
 def _is_image_name(p:Path): return p.suffix.lower() in IMG_EXTENSIONS and not p.name.startswith('.')
@@ -102,7 +104,7 @@ def find_images(root, labels:bool|None=None):
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Image folder '{root}' does not exist. Pass the path of a folder of images "
-                                f"(or 'digits' or 'styled-digits' for an embedded data set).")
+                                f"(or the name of an embedded data set: {', '.join(EMBEDDED)}).")
     if not root.is_dir():
         raise NotADirectoryError(f"'{root}' is a file, not a folder. Pass the folder that holds the images.")
     files = sorted(p for p in root.rglob('*') if _is_image_name(p) and p.is_file()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import to_signed, to_unit
+from .data import EMBEDDED, to_signed, to_unit
 from .loading import DataOrder, get_dataset, images_of
 from .generator import mix_grid
 from .config import PRESETS, RUN_FIELDS, TrainConfig, config_differences, config_from, validate_config
@@ -213,7 +213,7 @@ def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, pr
     from tunit_nb.styled_digits import fit_judges
     held = _split(cfg, 'heldout', cache)
     images, targets = images_of(held)
-    labelled, embedded = bool((targets >= 0).all()), cfg.data in ('digits', 'styled-digits')
+    labelled, embedded = bool((targets >= 0).all()), cfg.data in EMBEDDED
     train = training_images(cfg, cache) if extractor is not None or embedded else None
     # the embedded data sets: independent classifiers, fitted with labels on the real training images, judge translations
     judges = fit_judges(cfg.data, train) if embedded else {}
