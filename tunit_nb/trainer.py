@@ -23,10 +23,18 @@ from .model import TunitModel, make_guiding_net
 from .clustering import check_clusters, guiding_terms, head_iic_losses, predict, select_head
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'ddp_wrap', 'Trainer', 'train_guiding', 'plot_history']
+__all__ = ['NonFiniteLossError', 'make_optimizers', 'ddp_wrap', 'Trainer', 'train_guiding', 'plot_history']
 
 # %% ../nbs/12_trainer.ipynb #58449208
 class NonFiniteLossError(FloatingPointError): "A loss became NaN or infinite; the run stopped before saving it."
+
+def make_optimizers(model:TunitModel,   # the run's networks
+                    cfg:TrainConfig) -> tuple: # their learning rates and weight decays
+    "E's Adam, G's and D's RMSprop, as the reference trains them: (opt_e, opt_g, opt_d)."
+    fused = adam_fused(model.device)
+    return (torch.optim.Adam(model.guiding.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused),
+            torch.optim.RMSprop(model.generator.parameters(), lr=cfg.lr_g, weight_decay=cfg.wd_g),
+            torch.optim.RMSprop(model.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.wd_d))
 
 def ddp_wrap(net:nn.Module, device:torch.device) -> nn.Module:
     "`net` in a `DistributedDataParallel` wrapper when distributed (gradients averaged over processes), else itself."
@@ -56,10 +64,7 @@ class Trainer:
         self.amp = cfg.amp == 'bf16' or (cfg.amp == 'auto' and self.device.type == 'cuda')
         if self.amp and self.device.type == 'cpu': check_bf16(self.device)  # warns where bf16 runs slower than fp32
         self.E, self.G, self.D = (ddp_wrap(net, self.device) for net in (model.guiding, model.generator, model.discriminator))
-        self.opt_e = torch.optim.Adam(model.guiding.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                      fused=adam_fused(self.device))
-        self.opt_g = torch.optim.RMSprop(model.generator.parameters(), lr=cfg.lr_g, weight_decay=cfg.wd_g)
-        self.opt_d = torch.optim.RMSprop(model.discriminator.parameters(), lr=cfg.lr_d, weight_decay=cfg.wd_d)
+        self.opt_e, self.opt_g, self.opt_d = make_optimizers(model, cfg)
         # RMSprop has no fused kernel: with `compile`, its steps run compiled (one pass over each tensor, not five)
         self.step_g, self.step_d = ((torch.compile(opt.step) if cfg.compile else opt.step) for opt in (self.opt_g, self.opt_d))
         self.augment = Augment(flip=cfg.flip, strength=cfg.strength)                              # x -> x+
@@ -270,7 +275,8 @@ def state_dict(self:Trainer) -> dict:
     if distributed():
         rngs = [None] * self.world
         torch.distributed.all_gather_object(rngs, self.rng.get_state())
-    return dict(iteration=self.iteration, phase=self.phase, config=asdict(self.cfg), model=self.model.state_dict(),
+    return dict(iteration=self.iteration, phase=self.phase, gan_started=self.gan_started, config=asdict(self.cfg),
+                model=self.model.state_dict(),
                 opt_e=self.opt_e.state_dict(), opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
                 order=self.order.state_dict(), rng=rngs, history=self.history,
                 head_losses=self.head_losses, restart_losses=self.restart_losses, best_start=self._best_start,
@@ -289,7 +295,7 @@ def load_state_dict(self:Trainer, state:dict):
     self.iteration, self.history, self.head_losses = state['iteration'], state['history'], state['head_losses']
     self.restart_losses, self._best_start = state.get('restart_losses', []), state.get('best_start')
     self.seconds, self._clock, self._pending, self._loader = state['seconds'], time.time(), [], None
-    self.gan_started = self.iteration > self.cfg.warmup_iters
+    self.gan_started = state.get('gan_started', self.iteration > self.cfg.warmup_iters)
     rs = state['random']
     random.setstate(rs['python']); np.random.set_state(rs['numpy']); torch.set_rng_state(rs['torch'])
     if rs['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rs['cuda'])
