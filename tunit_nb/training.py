@@ -28,12 +28,12 @@ from .evaluation import evaluate, fit_digit_classifier
 __all__ = ['PACKED', 'Tunit', 'CheckpointWarning', 'load_checkpoint', 'Checkpoints', 'TrainingInterrupted', 'stop_requests',
            'duration', 'schedule_estimate', 'SpeedReport', 'check_run_folder', 'create_run_folder', 'save_samples',
            'run_cache', 'heldout_images', 'training_images', 'training_sample', 'evaluate_run', 'train',
-           'pretrained_models', 'load_run', 'pack_run', 'pretrained', 'PRESETS', 'RUN_FIELDS', 'TrainConfig',
-           'config_differences', 'config_from', 'validate_config', 'distributed', 'keep_freed_memory', 'resolve_device',
-           'setup_distributed', 'write_atomic', 'write_json', 'TunitModel', 'make_generator', 'make_guiding_net',
-           'ClusterCollapseWarning', 'check_clusters', 'cluster_sizes', 'guiding_loss', 'guiding_terms',
-           'head_iic_losses', 'plot_clusters', 'predict', 'select_head', 'NonFiniteLossError', 'Trainer',
-           'plot_history', 'train_guiding', 'images_of', 'DataOrder']
+           'pretrained_models', 'load_run', 'packed_state', 'pack_run', 'pretrained', 'PRESETS', 'RUN_FIELDS',
+           'TrainConfig', 'config_differences', 'config_from', 'validate_config', 'distributed', 'keep_freed_memory',
+           'resolve_device', 'setup_distributed', 'write_atomic', 'write_json', 'TunitModel', 'make_generator',
+           'make_guiding_net', 'ClusterCollapseWarning', 'check_clusters', 'cluster_sizes', 'guiding_loss',
+           'guiding_terms', 'head_iic_losses', 'plot_clusters', 'predict', 'select_head', 'NonFiniteLossError',
+           'Trainer', 'plot_history', 'train_guiding', 'images_of', 'DataOrder']
 
 # %% ../nbs/15_training.ipynb #8a202a99
 class CheckpointWarning(UserWarning): "A checkpoint could not be read; an older one was used."
@@ -320,12 +320,20 @@ def pretrained_models() -> dict:
 def _read_jsonl(path:Path) -> list:
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
 
+def _read_safetensors(path:Path) -> dict:
+    "A model file written by `tunit export` (safetensors: tensors, and text in its metadata) as `pack_run` packs one."
+    from safetensors import safe_open
+    with safe_open(str(path), 'pt') as f: meta, tensors = f.metadata() or {}, {n: f.get_tensor(n) for n in f.keys()}
+    return dict(format=meta.get('format'), mean_styles=tensors.pop('mean_styles', None), model=tensors,
+                **{n: json.loads(meta[n]) for n in ('config', 'metrics', 'history') if n in meta})
+
 def _load_packed(path:Path, device:str) -> tuple:
-    try: state = torch.load(path, map_location='cpu', weights_only=True)   # tensors and plain data, no code
+    try: state = (_read_safetensors(path) if path.suffix == '.safetensors' else   # tensors and plain data, no code
+                  torch.load(path, map_location='cpu', weights_only=True))
     except Exception as e:
         raise ValueError(f"'{path}' cannot be read as a model file ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(state, dict) or state.get('format') != PACKED:
-        raise ValueError(f"'{path}' is not a packed tunit_nb model (written by pack_run / tunit pack): give a run "
+        raise ValueError(f"'{path}' is not a packed tunit_nb model (written by tunit pack or tunit export): give a run "
                          f"folder, a packed model file or the name of a shipped model ({', '.join(pretrained_models())})")
     cfg = config_from(state['config'], path, device=device)
     model = TunitModel(cfg, inference=True)
@@ -357,18 +365,21 @@ def load_run(run,                # a run folder, a packed model file (`pack_run`
         model.history = _read_jsonl(path / 'log.jsonl')
     return cfg, model.to(resolve_device(device)).eval()
 
-def pack_run(run,                # the run folder, evaluated (its metrics.json, or tunit eval's report.json)
-             out,                # the model file to write, e.g. 'digits.pt'
-             mean_over:int=4096  # training images (a seeded sample) that give each pseudo-domain's mean style
-            ) -> Path:
-    "One file with what translating needs, to share a trained model: E_EMA, G_EMA, the configuration, each pseudo-domain's mean style, the run's metrics and loss history (no D, optimisers or queue)."
+def packed_state(run,                # the run folder, evaluated (its metrics.json, or tunit eval's report.json)
+                 mean_over:int=4096  # training images (a seeded sample) that give each pseudo-domain's mean style
+                ) -> dict:
+    "What translating needs of a trained run: E_EMA, G_EMA, the configuration, each pseudo-domain's mean style, the run's metrics and loss history (no D, optimisers or queue)."
     cfg, model = load_run(run, 'cpu')
     if not model.metrics:
         raise FileNotFoundError(f"'{run}' has not been evaluated (no metrics.json or report.json): evaluate it first "
                                 f"(tunit eval --run {run}), so that the model file records how good it is")
-    state = dict(format=PACKED, config=asdict(dataclasses.replace(cfg, device='auto')), model=model.state_dict(),
-                 mean_styles=model.domain_styles(training_sample(cfg, mean_over, run_cache(run))), metrics=model.metrics,
-                 history=model.history)
+    return dict(format=PACKED, config=asdict(dataclasses.replace(cfg, device='auto')), model=model.state_dict(),
+                mean_styles=model.domain_styles(training_sample(cfg, mean_over, run_cache(run))), metrics=model.metrics,
+                history=model.history)
+
+def pack_run(run, out, mean_over:int=4096) -> Path:  # as `packed_state`; out: the model file to write, e.g. 'digits.pt'
+    "One file with `packed_state(run)`, to share a trained model; it loads without running code."
+    state = packed_state(run, mean_over)
     return write_atomic(out, lambda f: torch.save(state, f))
 
 def pretrained(name:str='digits',  # a shipped model: `pretrained_models()` lists them
