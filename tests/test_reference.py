@@ -72,9 +72,17 @@ def test_a_run_exported_to_the_reference_and_imported_back_translates_identicall
             'c_optimizer', 'g_optimizer', 'd_optimizer'} == set(raw)
 
 
-def test_an_imported_run_fine_tunes_with_train_resume(paper_run, tmp_path, capsys):
+def test_an_imported_run_translates_evaluates_and_fine_tunes(paper_run, tmp_path, capsys):
     export_reference(paper_run, tmp_path / 'logs' / 'model_4.ckpt')
+    from torchvision.utils import save_image
+    save_image(torch.rand(3, 32, 32), tmp_path / 'x.png')
+    translate = lambda run: main(['translate', '--run', str(run), '--src', str(tmp_path / 'x.png'), '--domain', '1', '--out', str(tmp_path / 'o')])
+    assert main(['import-reference', str(tmp_path / 'logs'), '--out', str(tmp_path / 'bare')]) == 0
+    assert translate(tmp_path / 'bare') == 2 and 'imported without --data' in capsys.readouterr().err
     assert main(['import-reference', str(tmp_path / 'logs'), '--out', str(tmp_path / 'run'), '--data', 'styled-digits']) == 0
+    assert translate(tmp_path / 'run') == 0 and (tmp_path / 'o' / 'x_domain1.png').is_file()
+    assert main(['eval', '--run', str(tmp_path / 'run'), '--no-fid', '--quiet']) == 0
+    assert 'content_accuracy' in json.loads((tmp_path / 'run' / 'report.json').read_text())
     assert main(['train', '--out', str(tmp_path / 'run'), '--resume', '--iters', '2', '--no-eval', '--quiet']) == 0
     state = Checkpoints(tmp_path / 'run' / 'checkpoints').load()[0]
     assert state['iteration'] == 2 and state['phase'] == 'gan'

@@ -160,6 +160,7 @@ def get_dataset(data:str,            # 'digits', 'styled-digits' or the path of 
     if str(data) == 'styled-digits':                              # the digits in five appearance domains (00b)
         from tunit_nb.styled_digits import StyledDigits
         return StyledDigits(split, size=size, transform=transform, heldout=heldout, seed=seed)
+    if not str(data): raise FileNotFoundError("no images are named (data is empty, as in a model imported without --data)")
     if split not in ('train', 'heldout', 'all'):
         raise ValueError(f"split must be 'train', 'heldout' or 'all', not {split!r}")
     if transform is None: return decode_folder(data, size, heldout, seed, cache, memory).split(split)
