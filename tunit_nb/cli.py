@@ -246,8 +246,8 @@ def domain_style(model, cfg:TrainConfig, domain:int, max_images:int=DOMAIN_IMAGE
 
 # %% ../nbs/17_cli.ipynb #40ab4908
 GRID_MAX = 16
-RUN_HELP = ('run folder written by tunit train, model file written by tunit pack, or the name of a model that '
-            f"ships with tunit_nb ({', '.join(pretrained_models())})")
+RUN_HELP = ('run folder written by tunit train, model file written by tunit pack or tunit export, or the name of a '
+            f"model that ships with tunit_nb ({', '.join(pretrained_models())})")
 
 def _save(image, path): save_image(to_unit(image), path); return path   # image: (3, s, s) in [-1, 1]
 
