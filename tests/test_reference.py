@@ -147,3 +147,15 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, caps
     assert main(['import-reference', str(evil), '--out', str(tmp_path / 'r')]) == 2
     assert 'cannot be read' in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_an_imported_checkpoint_has_every_field_the_trainer_writes(paper_run, tmp_path):
+    "import_reference writes a trainer checkpoint itself (it has no data to build a Trainer on): its fields must follow Trainer.state_dict's."
+    from tunit_nb.trainer import Trainer
+    export_reference(paper_run, tmp_path / 'logs' / 'model_4.ckpt')
+    run = import_reference(tmp_path / 'logs', tmp_path / 'run', data='styled-digits')
+    imported = Checkpoints(run / 'checkpoints').load()[0]
+    cfg, _ = load_run(run, 'cpu')
+    written = Trainer(cfg, StyledDigits('train', size=32)).state_dict()
+    assert set(imported) == set(written)
+    assert set(imported['random']) == set(written['random'])
