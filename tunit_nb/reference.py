@@ -163,10 +163,10 @@ def reference_model(state:dict, cfg:TrainConfig, where:str='the checkpoint') -> 
         net = getattr(model, attr)
         net.load_state_dict(from_reference(part[0], net, saved, f"{where}'s {part}_state_dict"))
     opts = make_optimizers(model, cfg)
-    for key, (part, _) in OPTIMIZERS.items():
+    by_name = dict(zip(('opt_e', 'opt_g', 'opt_d'), opts))
+    for key, (part, name) in OPTIMIZERS.items():
         if key in state and f'{part}_state_dict' in state:
-            net = getattr(model, NETWORKS[part])
-            opt = opts[list(OPTIMIZERS).index(key)]
+            net, opt = getattr(model, NETWORKS[part]), by_name[name]
             mapped = _optimizer_state(state[key], reference_table(part, net), False, net)
             opt.load_state_dict(dict(mapped, param_groups=opt.state_dict()['param_groups']))   # the settings: cfg's
     return model, opts
