@@ -4,14 +4,7 @@
 
 # %% ../nbs/17_cli.ipynb #e9855c49
 from __future__ import annotations
-import argparse
-import dataclasses
-import inspect
-import json
-import re
-import sys
-import typing
-import warnings
+import argparse, dataclasses, inspect, json, re, sys, typing, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +17,7 @@ from .runtime import resolve_device, setup_distributed
 from .trainer import NonFiniteLossError
 from .fid import FID_WEIGHTS_FILE, FID_WEIGHTS_HASH, FID_WEIGHTS_URL, InceptionFeatures, default_fid_weights, fetch_fid_weights
 from .evaluation import translation_grid
+from .labels import domain_index
 from .choose_k import format_survey, survey_k
 from .reference import add_export, add_import_reference
 from .training import TrainingInterrupted, evaluate_run, load_run, pack_run, pretrained_models, run_cache, train, training_sample
@@ -157,8 +151,8 @@ def train_config(options:argparse.Namespace) -> tuple:
 
 def format_metrics(metrics:dict) -> str:
     "A run's figures in two lines: scores (those available) and the held-out images per pseudo-domain."
-    scores = [f'{n}={metrics[n]:.3f}' for n in ('clustering_accuracy', 'nmi', 'ari', 'translation_accuracy',
-                                                'min_domain_accuracy', 'content_accuracy', 'diversity') if n in metrics]
+    scores = [f'{n}={metrics[n]:.3f}' for n in ('clustering_accuracy', 'named_accuracy', 'nmi', 'ari', 'translation_accuracy',
+                                                'min_domain_accuracy', 'content_accuracy', 'diversity') if metrics.get(n) is not None]
     if 'classifier_accuracy' in metrics: scores.append(f"(judge on real images: {metrics['classifier_accuracy']:.3f})")
     if 'mfid' in metrics: scores.append(f"mfid={metrics['mfid']:.2f} (floor {metrics.get('mfid_floor', float('nan')):.2f})")
     lines = [' '.join(scores)] if scores else []     # an unlabelled folder has no scores
@@ -258,9 +252,10 @@ def _translate(options):
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     if options.domain is not None:
-        style = domain_style(model, cfg, options.domain, cache=run_cache(options.run))     # (sty_dim,)
-        fake = model.translate_style(x_src, style)                                       # (n, 3, s, s)
-        written = [_save(f, out / f'{name}_domain{options.domain}.png') for name, f in zip(sources, fake)]
+        domain = domain_index(options.domain, cfg.k, model.names)                         # a number or a name
+        fake = model.translate_style(x_src, domain_style(model, cfg, domain, cache=run_cache(options.run)))  # (n, 3, s, s)
+        tag = re.sub(r'[^\w.-]+', '_', model.names[domain]) if domain < len(model.names) else domain
+        written = [_save(f, out / f'{name}_domain{tag}.png') for name, f in zip(sources, fake)]
         if len(x_src) > 1:  # sources on top, their translations below
             save_image(to_unit(torch.cat([x_src[:GRID_MAX], fake[:GRID_MAX]])), out / 'grid.png',
                        nrow=min(len(x_src), GRID_MAX), padding=1, pad_value=0.5)
@@ -280,12 +275,13 @@ def _translate(options):
 def add_translate(commands):
     p = commands.add_parser('translate', help="translate images with a trained model",
                             description="Translate each source image in the style of each reference image, or into "
-                                        "the pseudo-domain K (the mean style of the run's training images in it).")
+                                        "the pseudo-domain K (the mean style of the run's training images in it), or a run with "
+                                        "labels into the domain of that name.")
     p.add_argument('--run', required=True, metavar='RUN', help=RUN_HELP)
     p.add_argument('--src', required=True, metavar='IMG|DIR', help='source image, or a folder of them')
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument('--ref', metavar='IMG|DIR', help='reference image, or a folder of them')
-    how.add_argument('--domain', type=int, metavar='K', help='pseudo-domain to translate into (0 to K-1)')
+    how.add_argument('--domain', metavar='K|NAME', help='pseudo-domain to translate into: 0 to K-1, or its name in a run with labels')
     p.add_argument('--out', required=True, metavar='DIR', help='folder for the translated images')
     p.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda:1', ... [auto]")
     p.add_argument('--checkpoint', metavar='PATH', help="checkpoint file to use instead of the run's newest")

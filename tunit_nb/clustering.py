@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .runtime import batched
 
 # %% auto #0
-__all__ = ['guiding_loss', 'guiding_terms', 'predict', 'head_iic_losses', 'select_head', 'ClusterCollapseWarning',
+__all__ = ['guiding_loss', 'heads_iic', 'guiding_terms', 'predict', 'head_iic_losses', 'select_head', 'ClusterCollapseWarning',
            'cluster_sizes', 'check_clusters', 'plot_clusters']
 
 # %% ../nbs/11_clustering.ipynb #4894b6b5
@@ -32,18 +32,21 @@ def guiding_loss(guiding_net:GuidingNet,   # E, in training mode
     with torch.no_grad(): keys = guiding_ema(x_aug[:len(x)])[1]                               # (b, sty_dim)
     return guiding_terms(heads, keys, len(x), queue, cfg)
 
+def heads_iic(logits:torch.Tensor,  # (n_heads, (1 + r) * b, c): a head group's logits of x, then of its r views
+              b:int) -> torch.Tensor: # images x
+    "The IIC loss, -I(p; p+), of each head between x and each of its views, averaged over the heads."
+    r = logits.shape[1] // b - 1
+    p, p_aug = logits[:, :b].softmax(-1).repeat(1, r, 1), logits[:, b:].softmax(-1)     # (h, r*b, c) each
+    return torch.stack([iic_loss(p[i], p_aug[i]) for i in range(len(logits))]).mean()
+
 def guiding_terms(heads:dict,              # `all_heads` of E on x then its r views: ((1 + r) * b) images
                   keys:torch.Tensor,       # (b, sty_dim) E_EMA's codes of the first view, the positives
                   b:int,                   # images x
                   queue:KeyQueue|None,     # negatives; None: the batch's other keys
                   cfg:TrainConfig):
     "`guiding_loss` from E's outputs, for a step that runs E once on more images (the GAN phase)."
-    r = heads['style'].shape[0] // b - 1
-    def iic(logits):  # (n_heads, (1+r)*b, c) -> mean over heads of -I(p; p+)
-        p, p_aug = logits[:, :b].softmax(-1).repeat(1, r, 1), logits[:, b:].softmax(-1)   # (h, r*b, c) each
-        return torch.stack([iic_loss(p[i], p_aug[i]) for i in range(len(logits))]).mean()
-    parts = dict(iic=iic(heads['domain']))
-    parts['iic_over'] = iic(heads['over']) if heads['over'] is not None else keys.new_zeros(())
+    parts = dict(iic=heads_iic(heads['domain'], b))
+    parts['iic_over'] = heads_iic(heads['over'], b) if heads['over'] is not None else keys.new_zeros(())
     mean_p = heads['domain'].softmax(-1).mean(1)                                              # (n_heads, k)
     parts['balance'] = (mean_p * mean_p.clamp(min=1e-10).log()).sum(-1).mean()               # -H(mean p)
     parts['contrastive'] = contrastive_loss(heads['style'][:b], keys, queue, cfg.tau, cfg.normalize)

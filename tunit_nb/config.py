@@ -63,6 +63,12 @@ class TrainConfig:
     e_gan_scale:float = 0.1      # E's own loss is multiplied by this in the GAN phase
     lr_gan:float|None = None     # E's learning rate in the GAN phase; None: lr
     g_ema:float = 0.999          # momentum of G's EMA copy, which makes samples and translations
+    # a few labels (semi-supervised, 16d_semi): at most one of the three sources
+    labels:str = ''              # a CSV of `path,label` rows naming the domain of some training images
+    labels_per_class:int = 0     # with class sub-folders (or an embedded set): this many labelled images per class
+    label_fraction:float = 0.    # ... or this share of each class's training images (at least one each)
+    semi_share:float|None = None # share of steps on a labelled batch; None: the images' labelled share, at least 0.1
+    w_ce:float = 5.              # weight of E's cross-entropy on labelled images (the reference's 5)
     # schedule
     batch_size:int = 32          # images x per step (per process) in the GAN phase
     warmup_batch_size:int|None = None  # images x per step during E's warm-up; None: batch_size
@@ -128,6 +134,12 @@ def validate_config(cfg:TrainConfig):
         raise ValueError(f"restarts={cfg.restarts} needs restart_iters >= 1 and restarts * restart_iters <= "
                          f"warmup_iters={cfg.warmup_iters} (the choice falls inside the warm-up), but restart_iters is "
                          f"{cfg.restart_iters}: lower restart_iters, or set restarts=1 (--restarts 1) for no restarts")
+    sources = [n for n in ('labels', 'labels_per_class', 'label_fraction') if getattr(cfg, n)]
+    if len(sources) > 1: raise ValueError(f"{' and '.join(sources)} each give labels: give only one of them")
+    if cfg.labels_per_class < 0: raise ValueError(f"labels_per_class must not be negative, not {cfg.labels_per_class}")
+    if not 0 <= cfg.label_fraction < 1: raise ValueError(f"label_fraction must be in [0, 1), not {cfg.label_fraction}")
+    if cfg.semi_share is not None and not 0 < cfg.semi_share <= 1:
+        raise ValueError(f"semi_share must be in (0, 1] (or None: the labelled share of the images), not {cfg.semi_share}")
     return cfg
 
 # %% ../nbs/08_config.ipynb #0fbff1fe

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .data import to_signed, to_unit
 from .runtime import batched, write_json
 from .fid import as_features, as_labels, mfid
+from .labels import named_accuracy
 
 # %% auto #0
 __all__ = ['match_clusters', 'cluster_accuracy', 'cluster_metrics', 'confusion', 'plot_confusion', 'tsne_embed', 'plot_tsne',
@@ -128,7 +129,8 @@ def plot_tsne(codes,                # (n, d) style codes, e.g. E_EMA's on held-o
               embedding=None,       # a precomputed (n, 2) map from `tsne_embed`; computed when None
               perplexity:float=30., # passed to `tsne_embed`
               seed:int=0,           # passed to `tsne_embed`
-              title:str=None):      # figure title
+              title:str=None,       # figure title
+              names:list=None):     # the domains' names (semi-supervised runs), shown in the legend
     "t-SNE of style codes coloured by pseudo-domain | by true class, side by side; returns the figure. With classes, each pseudo-domain takes the colour of the class matched to it."
     import matplotlib.pyplot as plt
     points = tsne_embed(codes, perplexity, seed) if embedding is None else np.asarray(embedding)
@@ -143,10 +145,11 @@ def plot_tsne(codes,                # (n, d) style codes, e.g. E_EMA's on held-o
         class_colours, matched = _palette(np.unique(classes).tolist()), match_clusters(classes, domains)
         greys = iter(plt.get_cmap('Greys')(np.linspace(0.35, 0.8, max(len(values) - len(matched), 1))))
         colours = {d: class_colours[matched[d]] if d in matched else next(greys) for d in values}
-        names = {d: f'{d} → {matched[d]}' if d in matched else f'{d} (unmatched)' for d in values}
-        panels = [(domains, 'coloured by pseudo-domain (→ its matched class)', colours, names),
+        panels = [(domains, 'coloured by pseudo-domain (→ its matched class)', colours,
+                   {d: f'{d} → {matched[d]}' if d in matched else f'{d} (unmatched)' for d in values}),
                   (classes, 'coloured by true class', class_colours, {c: str(c) for c in class_colours})]
     fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    panels[0][3].update({d: f'{d} ({names[d]})' for d in values if names and d < len(names)})  # named domains
     for ax, panel in zip(axs[0], panels): _scatter(ax, points, panel[0], panel[1], *panel[2:])
     if title: fig.suptitle(title)
     fig.tight_layout()
@@ -324,10 +327,10 @@ def grid_picks(domains,     # (n,) pseudo-domain of each image
     return np.array(sources, dtype=int), np.array(refs, dtype=int)
 
 # %% ../nbs/14_evaluation.ipynb #1c4378c8
-def _save_figures(out, translate, images, codes, domains, y, labelled, device, seed, n_grid):
+def _save_figures(out, translate, images, codes, domains, y, labelled, device, seed, n_grid, names=None):
     "tsne.png, confusion.png (with labels) and translations.png in `out`."
     import matplotlib.pyplot as plt
-    plt.close(plot_tsne(codes, domains, y if labelled.any() else None, path=out / 'tsne.png', seed=seed))
+    plt.close(plot_tsne(codes, domains, y if labelled.any() else None, path=out / 'tsne.png', seed=seed, names=names))
     if labelled.any():
         ax = plot_confusion(y[labelled], domains[labelled])
         ax.figure.savefig(out / 'confusion.png', format='png', dpi=120, bbox_inches='tight')
@@ -353,7 +356,9 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
              device=None,         # where batches go; `model.device` if it has one, else CPU
              max_fakes:int=None,  # passed to `mfid`: at most this many sources per domain
              seed:int=0,          # seeds references, grid and t-SNE
-             n_grid:int=8         # references and sources in translations.png
+             n_grid:int=8,        # references and sources in translations.png
+             names:list=None,     # the domains' names (pseudo-domain k is names[k]), from a run with labels
+             classes:list=None    # the names of `targets`' classes, for the named accuracy
             ) -> dict:            # plain numbers and lists, JSON-serialisable
     "Evaluate a TUNIT model on held-out images: clusters, style codes, translation accuracy, content, diversity, FID; optionally write a report."
     images = torch.as_tensor(images)
@@ -361,13 +366,15 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
     codes = batched(model.style, images, batch_size=batch_size, device=device, progress=progress, desc='style codes')  # (n, d)
     domains = batched(model.domain, images, batch_size=batch_size, device=device, progress=progress, desc='domains').long().numpy()  # (n,)
     k = int(domains.max()) + 1 if k is None else int(k)
-    report = {'n_images': len(images), 'k': k, 'cluster_sizes': np.bincount(domains, minlength=k).tolist()}
+    report = {'n_images': len(images), 'k': k, 'cluster_sizes': np.bincount(domains, minlength=k).tolist(),
+              **({'domain_names': list(names)} if names else {})}
     y = None if targets is None else as_labels(targets)
     if y is not None and len(y) != len(images): raise ValueError(f"{len(images)} images but {len(y)} targets")
     labelled = np.zeros(len(images), dtype=bool) if y is None else y >= 0
     translate = lambda x_src, x_ref: model.translate(x_src.to(device), x_ref.to(device))
     if labelled.any():
         report.update(cluster_metrics(y[labelled], domains[labelled]))
+        if names and classes: report['named_accuracy'] = named_accuracy(domains[labelled], y[labelled], names, classes)
         if classifier is not None:
             at = torch.as_tensor(labelled)
             report.update(translation_accuracy(translate, images[at], y[labelled], classifier, batch_size=batch_size,
@@ -387,6 +394,6 @@ def evaluate(model,               # has .style(x), .domain(x), .translate(x_src,
         report['mfid_floor'] = float(fids['mfid_floor'])
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        _save_figures(out, translate, images, codes, domains, y, labelled, device, seed, n_grid)
+        _save_figures(out, translate, images, codes, domains, y, labelled, device, seed, n_grid, names)
         write_json(out / 'report.json', report)                  # last: its presence means the report is complete
     return report

@@ -213,10 +213,12 @@ def ordered_loader(dataset,            # items (image in [-1, 1], target), e.g. 
                    batch_at,           # batch_at(iteration) -> the batch size of that step
                    start:int=0,        # the iteration of the first batch
                    workers:int=0,      # loader processes; 0 reads in this process
-                   pin_memory:bool=False): # page-locked batches, for a GPU
-    "A `DataLoader` that reads the batches `order` will hand out from iteration `start` on, ahead of time in its workers."
+                   pin_memory:bool=False, # page-locked batches, for a GPU
+                   indices=None):      # the data set's indices that `order` draws from (None: all of them)
+    "A `DataLoader` that reads the batches `order` will hand out from iteration `start` on, ahead of time in its workers; a step whose `batch_at` is 0 takes none."
     order = copy.deepcopy(order)
     def batches():
-        for it in range(start, 2 ** 62): yield order.take(batch_at(it)).tolist()
+        for it in range(start, 2 ** 62):
+            if size := batch_at(it): yield (order.take(size) if indices is None else indices[order.take(size)]).tolist()
     return DataLoader(dataset, batch_sampler=batches(), num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=4 if workers else None)

@@ -44,8 +44,9 @@ class TunitModel(nn.Module):
             self.discriminator = Discriminator(cfg.size, cfg.k, cfg.d_width, cfg.d_max_dim, cfg.d_blocks, check_domain=False)
             self.guiding_ema, self.generator_ema = ema_copy(self.guiding), ema_copy(self.generator)
             self.queue = KeyQueue(cfg.queue_size, cfg.sty_dim)
-        # what a loaded model knows of its run (`load_run`): the evaluation, the loss history, each domain's mean style
-        self.metrics, self.history, self.mean_styles = {}, [], None
+        # what a loaded model knows of its run (`load_run`): the evaluation, the loss history, each domain's mean style,
+        # and with labels (11a_labels) the domains' names: pseudo-domain k is names[k]
+        self.metrics, self.history, self.mean_styles, self.names = {}, [], None, []
 
     @property
     def device(self): return next(self.generator_ema.parameters()).device

@@ -175,8 +175,9 @@ def start_state(cfg:TrainConfig, model:TunitModel, opts:tuple) -> dict:
     "A checkpoint as `Trainer.state_dict` writes it, for a run whose GAN phase starts with these networks (E comes trained: no warm-up)."
     return dict(iteration=0, phase='gan', gan_started=True, config=asdict(cfg), model=model.state_dict(),
                 **{n: opt.state_dict() for n, opt in zip(('opt_e', 'opt_g', 'opt_d'), opts)},
-                order=dict(epoch=0, position=0), rng=[torch.Generator().manual_seed(cfg.seed * 1000).get_state()],
-                history=[], head_losses=[], restart_losses=[], best_start=None, seconds=0.,
+                order=dict(epoch=0, position=0), order_labelled=None, names=[],
+                rng=[torch.Generator().manual_seed(cfg.seed * 1000).get_state()], history=[], head_losses=[],
+                restart_losses=[], restart_agreement=[], best_start=None, seconds=0.,
                 random=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(), cuda=[]))
 
 def import_reference(path,            # a reference checkpoint (model_NNNN.ckpt) or its log folder (checkpoint.txt)
@@ -229,11 +230,11 @@ def export_reference(run, out) -> Path:  # a run folder of the paper's networks;
 
 # %% ../nbs/16c_paper_models.ipynb #0672b04f
 def export_safetensors(run, out, mean_over:int=4096) -> Path:  # as `packed_state`; the .safetensors file to write
-    "`packed_state(run)` as a safetensors file: the tensors, and the configuration, metrics and loss history as JSON text in its metadata; `load_run` reads it."
+    "`packed_state(run)` as a safetensors file: the tensors, and the configuration, metrics, loss history and domain names as JSON text in its metadata; `load_run` reads it."
     from safetensors.torch import save
     state = packed_state(run, mean_over)
     tensors = {**{n: t.contiguous() for n, t in state['model'].items()}, 'mean_styles': state['mean_styles']}
-    meta = dict(format=state['format'], **{n: json.dumps(state[n]) for n in ('config', 'metrics', 'history')})
+    meta = dict(format=state['format'], **{n: json.dumps(state[n]) for n in ('config', 'metrics', 'history', 'names')})
     return write_atomic(out, lambda f: f.write(save(tensors, metadata=meta)))
 
 # %% ../nbs/16c_paper_models.ipynb #bb8ac231

@@ -20,7 +20,8 @@ from .config import TrainConfig, config_differences
 from .runtime import (adam_fused, check_bf16, compile_networks, distributed, keep_freed_memory, rank_and_world,
                               resolve_device)
 from .model import TunitModel, make_guiding_net
-from .clustering import check_clusters, guiding_terms, head_iic_losses, predict, select_head
+from .clustering import check_clusters, guiding_terms, head_iic_losses, predict
+from .labels import best_choice, domain_labels, label_agreement, labelled_share, labelled_step, labelled_terms
 
 # %% auto #0
 __all__ = ['NonFiniteLossError', 'make_optimizers', 'ddp_wrap', 'Trainer', 'train_guiding', 'plot_history']
@@ -70,14 +71,25 @@ class Trainer:
         self.augment = Augment(flip=cfg.flip, strength=cfg.strength)                              # x -> x+
         self.perturb_x = Augment(flip=cfg.flip, strength=cfg.augment_x) if cfg.augment_x > 0 else None  # x -> x'
         self.rng = torch.Generator().manual_seed(cfg.seed * 1000 + rank)   # augmentations and references
-        self.order = DataOrder(len(dataset), cfg.seed, rank, world)
-        for size in {cfg.batch_at(0), cfg.batch_size}: DataOrder(len(dataset), world=world).take(size)  # fails early
+        # labels (11a_labels): labelled steps draw from the labelled images, the others from the rest
+        self.labels, self.names = domain_labels(cfg, dataset)              # (n,) -1 where unlabelled; domain names
+        model.names = self.names
+        known = self.labels >= 0
+        self.share = labelled_share(cfg, self.labels) if (~known).any() else float(known.any())
+        self.pool, self.pool_l = ((~known).nonzero().flatten(), known.nonzero().flatten()) if self.share else (None, None)
+        self.order = DataOrder(len(dataset) if self.pool is None else len(self.pool), cfg.seed, rank, world)
+        self.order_l = DataOrder(len(self.pool_l), cfg.seed + 1, rank, world) if self.share else None
+        if self.share and len(self.pool_l) < 2 * world:
+            raise ValueError(f"{len(self.pool_l)} labelled images cannot give each of {world} processes a labelled batch of two: label more")
+        if self.share < 1:
+            for size in {cfg.batch_at(0), cfg.batch_size}: DataOrder(self.order.n, world=world).take(size)  # fails early
         in_memory = getattr(dataset, 'images', None) is not None and getattr(dataset, 'transform', None) is None
         # uint8 in memory (on the GPU too, unless memory-mapped from a cache file): each batch is scaled as it is taken
         self.images = dataset.images if in_memory else None
         if in_memory and not getattr(dataset, 'mapped', False): self.images = self.images.to(self.device)
         self.iteration, self.history, self.head_losses, self.seconds, self.gan_started = 0, [], [], 0., False
         self.restart_losses, self._best_start = [], None   # E's trials: each one's IIC loss, the best one's state
+        self.restart_agreement, self.batch_labels = [], None   # with labels: each trial's agreement; the batch's labels
         self._pending, self._loader, self._clock, self._selection = [], None, time.time(), None
 
 # %% ../nbs/12_trainer.ipynb #8fb1652f
@@ -90,12 +102,25 @@ def autocast(self:Trainer):
     return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
 @patch
+def labelled_at(self:Trainer, iteration:int) -> bool:
+    "Is step `iteration` on a labelled batch (`labelled_step` at the run's share)?"
+    return labelled_step(iteration, self.share)
+
+@patch
 def next_batch(self:Trainer) -> torch.Tensor:
-    "The next batch x: (b, 3, s, s) in [-1, 1] on the device."
-    if self.images is None and self._loader is None:
-        self._loader = iter(ordered_loader(self.dataset, self.order, self.cfg.batch_at, self.iteration, self.cfg.workers,
-                                           pin_memory=self.device.type == 'cuda'))
-    idx = self.order.take(self.cfg.batch_at(self.iteration))   # the loader reads these same indices
+    "The next batch x: (b, 3, s, s) in [-1, 1] on the device; on a labelled step, `batch_labels` holds their labels (else None)."
+    cfg, it, self.batch_labels = self.cfg, self.iteration, None
+    if self.labelled_at(it):                                   # a few images, read directly
+        idx = self.pool_l[self.order_l.take(min(cfg.batch_at(it), len(self.pool_l) // self.world))]
+        self.batch_labels = self.labels[idx].to(self.device)
+        x = self.images[idx.to(self.images.device)] if self.images is not None else images_of(self.dataset, idx)[0]
+        x = to_signed(x).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+    if self.images is None and self._loader is None:           # the loader skips the labelled steps
+        self._loader = iter(ordered_loader(self.dataset, self.order, lambda i: 0 if self.labelled_at(i) else cfg.batch_at(i),
+                                           it, cfg.workers, pin_memory=self.device.type == 'cuda', indices=self.pool))
+    idx = self.order.take(cfg.batch_at(it))                    # the loader reads these same indices
+    idx = idx if self.pool is None else self.pool[idx]
     if self.images is not None: x = to_signed(self.images[idx.to(self.images.device)]).to(self.device)
     else:
         batch = next(self._loader)
@@ -106,15 +131,21 @@ def next_batch(self:Trainer) -> torch.Tensor:
 def _float(heads:dict) -> dict: return {n: None if v is None else v.float() for n, v in heads.items()}
 
 @patch
-def warmup_step(self:Trainer, x:torch.Tensor) -> dict:
-    "One step of E alone."
+def e_terms(self:Trainer, heads:dict, keys:torch.Tensor, b:int, labels:torch.Tensor=None) -> tuple:
+    "E's loss: `guiding_terms` (IIC) on an unlabelled batch, `labelled_terms` (cross-entropy with `labels`) on a labelled one."
+    if labels is None: return guiding_terms(heads, keys, b, self.model.queue, self.cfg)
+    return labelled_terms(heads, keys, labels, self.model.queue, self.cfg)
+
+@patch
+def warmup_step(self:Trainer, x:torch.Tensor, labels:torch.Tensor=None) -> dict:
+    "One step of E alone; `labels` (b,) on a labelled batch."
     cfg, m = self.cfg, self.model
     x_aug = torch.cat([self.augment(x, self.rng) for _ in range(cfg.repeats)])       # (r*b, 3, s, s)
     x_e = self.perturb_x(x, self.rng) if self.perturb_x is not None else x
     with self.autocast():                                                            # networks in bf16 if asked
         heads = _float(self.E(torch.cat([x_e, x_aug]), all_heads=True))
         with torch.no_grad(): keys = m.guiding_ema(x_aug[:len(x)])[1].float()
-    total, parts = guiding_terms(heads, keys, len(x), m.queue, cfg)                  # losses in float32
+    total, parts = self.e_terms(heads, keys, len(x), labels)                         # losses in float32
     self.opt_e.zero_grad(set_to_none=True)
     total.backward()
     self.opt_e.step()
@@ -132,13 +163,24 @@ def selection_images(self:Trainer) -> torch.Tensor:
     return to_signed(self._selection).to(self.device)
 
 @patch
+def head_scores(self:Trainer) -> tuple:
+    "Each sub-head's IIC loss on the selection images and, with labels, its agreement with (up to 2,048) labelled images, else None."
+    m, losses = self.model, head_iic_losses(self.model.guiding, self.selection_images(), self.augment, self.cfg.seed)
+    if not self.share: return losses, None
+    idx = self.pool_l[:2048]
+    x = to_signed(images_of(self.dataset, idx)[0]).to(self.device)
+    return losses, label_agreement(predict(m.guiding, x, heads=True), self.labels[idx])
+
+@patch
 def end_trial(self:Trainer):
-    "At the end of each of E's `restarts` trials: score it (lowest sub-head IIC loss) and keep it if best; then start the next trial, or go on with the best."
+    "At the end of each of E's `restarts` trials: score it by its best sub-head (`best_choice`) and keep it if best; then start the next trial, or go on with the best."
     cfg, m = self.cfg, self.model
-    loss = min(head_iic_losses(m.guiding, self.selection_images(), self.augment, cfg.seed))
-    self.restart_losses.append(loss)
+    losses, agree = self.head_scores()
+    best = best_choice(losses, agree)
+    self.restart_losses.append(losses[best])
+    if agree is not None: self.restart_agreement.append(agree[best])
     parts = dict(guiding=m.guiding, guiding_ema=m.guiding_ema, queue=m.queue)
-    if loss <= min(self.restart_losses):                             # the best so far: keep a copy
+    if best_choice(self.restart_losses, self.restart_agreement or None) == len(self.restart_losses) - 1:  # the best so far
         self._best_start = dict(**{n: copy.deepcopy(net.state_dict()) for n, net in parts.items()},
                                 opt_e=copy.deepcopy(self.opt_e.state_dict()))
     if len(self.restart_losses) < cfg.restarts:                      # the next trial: new weights, empty queue
@@ -156,10 +198,11 @@ def end_trial(self:Trainer):
 # %% ../nbs/12_trainer.ipynb #da92276a
 @patch
 def start_gan(self:Trainer):
-    "End of warm-up: select E's domain head (lowest IIC, no labels), restart the EMA copies from E and G, set E's GAN-phase learning rate."
+    "End of warm-up: select E's domain head (lowest IIC; with labels, best agreement first), restart the EMA copies from E and G, set E's GAN-phase learning rate."
     m, self.gan_started = self.model, True
     if m.guiding.n_heads > 1:
-        self.head_losses = select_head(m.guiding, self.selection_images(), self.augment, self.cfg.seed)
+        self.head_losses, agree = self.head_scores()
+        m.guiding.select_head(best_choice(self.head_losses, agree))
     self._selection = None
     m.guiding_ema.load_state_dict(m.guiding.state_dict())   # E_EMA restarts from E
     m.generator_ema.load_state_dict(m.generator.state_dict())
@@ -171,8 +214,8 @@ def _sliced(heads:dict, start:int, stop:int) -> dict:
     return {n: None if v is None else (v[start:stop] if n == 'style' else v[:, start:stop]) for n, v in heads.items()}
 
 @patch
-def gan_step(self:Trainer, x:torch.Tensor) -> dict:
-    "One step of D, then of G and E together."
+def gan_step(self:Trainer, x:torch.Tensor, labels:torch.Tensor=None) -> dict:
+    "One step of D, then of G and E together; on a labelled batch, `labels` (b,) are its domains instead of E's pseudo-labels."
     cfg, m, b, r = self.cfg, self.model, len(x), self.cfg.repeats
     x_aug = torch.cat([self.augment(x, self.rng) for _ in range(r)])                 # (r*b, 3, s, s)
     x_e = self.perturb_x(x, self.rng) if self.perturb_x is not None else x
@@ -184,8 +227,8 @@ def gan_step(self:Trainer, x:torch.Tensor) -> dict:
             keys, keys_x = m.guiding_ema(torch.cat([x_aug[:b], x]))[1].float().chunk(2)  # (b, d) each
     clean = slice(len(views[0]) + len(x_aug), None) if self.perturb_x is not None else slice(0, b)
     logits_x, style_x = heads['domain'][m.guiding.head][clean], heads['style'][clean]  # (b, k), (b, d)
-    e_total, e_parts = guiding_terms(_sliced(heads, 0, (1 + r) * b), keys, b, m.queue, cfg)  # losses in float32
-    y = logits_x.detach().argmax(1)                                                  # pseudo-labels
+    e_total, e_parts = self.e_terms(_sliced(heads, 0, (1 + r) * b), keys, b, labels)  # losses in float32
+    y = logits_x.detach().argmax(1) if labels is None else labels                    # pseudo-labels, or the labels
     y_ref, style_ref = y[perm], style_x[perm]
     with self.autocast(): fakes = self.G(x, torch.cat([style_ref, style_x])).float() # G(x, s_ref), G(x, s_x)
     d_parts = self.d_update(x[perm], y_ref, fakes.chunk(2)[0])
@@ -230,14 +273,15 @@ def ge_update(self:Trainer, x, fakes, y, y_ref, keys_ref, e_total) -> tuple:
 
 # %% ../nbs/12_trainer.ipynb #e5b07afe
 @patch
-def step(self:Trainer, x:torch.Tensor=None) -> dict:
-    "Train one iteration, warm-up or GAN by `iteration`, on `x` or the next batch; returns its losses (tensors)."
+def step(self:Trainer, x:torch.Tensor=None, labels:torch.Tensor=None) -> dict:
+    "Train one iteration, warm-up or GAN by `iteration`, on `x` (with `labels`: a labelled batch) or the next batch; returns its losses (tensors)."
     cfg = self.cfg
     if (cfg.restarts > 1 and self.iteration and self.iteration % cfg.restart_iters == 0
             and len(self.restart_losses) < cfg.restarts): self.end_trial()
     if self.iteration == cfg.warmup_iters and not self.gan_started: self.start_gan()
-    x, phase = self.next_batch() if x is None else x, self.phase
-    parts = (self.warmup_step if phase == 'warmup' else self.gan_step)(x)
+    if x is None: x, labels = self.next_batch(), self.batch_labels
+    phase = self.phase
+    parts = (self.warmup_step if phase == 'warmup' else self.gan_step)(x, labels)
     self.iteration += 1
     self._pending.append((self.iteration, phase, parts))
     return parts
@@ -278,8 +322,9 @@ def state_dict(self:Trainer) -> dict:
     return dict(iteration=self.iteration, phase=self.phase, gan_started=self.gan_started, config=asdict(self.cfg),
                 model=self.model.state_dict(),
                 opt_e=self.opt_e.state_dict(), opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
-                order=self.order.state_dict(), rng=rngs, history=self.history,
-                head_losses=self.head_losses, restart_losses=self.restart_losses, best_start=self._best_start,
+                order=self.order.state_dict(), order_labelled=self.order_l.state_dict() if self.order_l else None,
+                names=self.names, rng=rngs, history=self.history, head_losses=self.head_losses,
+                restart_losses=self.restart_losses, restart_agreement=self.restart_agreement, best_start=self._best_start,
                 seconds=self.seconds,
                 random=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
                             cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []))
@@ -294,6 +339,8 @@ def load_state_dict(self:Trainer, state:dict):
     self.rng.set_state(state['rng'][self.rank if len(state['rng']) == self.world else 0])
     self.iteration, self.history, self.head_losses = state['iteration'], state['history'], state['head_losses']
     self.restart_losses, self._best_start = state.get('restart_losses', []), state.get('best_start')
+    self.restart_agreement = state.get('restart_agreement', [])
+    if self.order_l is not None: self.order_l.load_state_dict(state['order_labelled'])
     self.seconds, self._clock, self._pending, self._loader = state['seconds'], time.time(), [], None
     self.gan_started = state.get('gan_started', self.iteration > self.cfg.warmup_iters)
     rs = state['random']
@@ -313,7 +360,7 @@ def train_guiding(cfg:TrainConfig,       # the configuration
     trainer = Trainer(dataclasses.replace(cfg, warmup_iters=iters), dataset)
     for _ in range(iters):
         x = trainer.next_batch()
-        parts = trainer.step(x)
+        parts = trainer.step(x, trainer.batch_labels)
         if trainer.iteration % cfg.log_every == 0: trainer.flush()
         if check_every and trainer.iteration % check_every == 0:
             check_clusters(predict(trainer.model.guiding, x), cfg.k, f'a batch at iteration {trainer.iteration}')

@@ -106,7 +106,6 @@ def stop_requests():
     def handler(signum, frame):
         if request.signum is not None and signum == signal.SIGINT: raise KeyboardInterrupt
         request.signum = signum
-    import threading
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM): previous[s] = signal.signal(s, handler)
     try: yield request
@@ -222,7 +221,7 @@ def evaluate_run(model:TunitModel, cfg:TrainConfig, out=None, extractor=None, pr
     report = evaluate(model, images, targets if labelled else None, k=cfg.k, out=out, **judges, contents=contents,
                       extractor=extractor, train_images=train_images,
                       train_targets=torch.as_tensor(train.targets) if train_images is not None else None,
-                      progress=progress, max_fakes=max_fakes)
+                      progress=progress, max_fakes=max_fakes, names=model.names, classes=held.classes)
     sizes = torch.tensor(report['cluster_sizes'])
     check_clusters(torch.arange(len(sizes)).repeat_interleave(sizes), cfg.k, 'the held-out images')
     return report
@@ -325,7 +324,7 @@ def _read_safetensors(path:Path) -> dict:
     from safetensors import safe_open
     with safe_open(str(path), 'pt') as f: meta, tensors = f.metadata() or {}, {n: f.get_tensor(n) for n in f.keys()}
     return dict(format=meta.get('format'), mean_styles=tensors.pop('mean_styles', None), model=tensors,
-                **{n: json.loads(meta[n]) for n in ('config', 'metrics', 'history') if n in meta})
+                **{n: json.loads(meta[n]) for n in ('config', 'metrics', 'history', 'names') if n in meta})
 
 def _load_packed(path:Path, device:str) -> tuple:
     try: state = (_read_safetensors(path) if path.suffix == '.safetensors' else   # tensors and plain data, no code
@@ -339,6 +338,7 @@ def _load_packed(path:Path, device:str) -> tuple:
     model = TunitModel(cfg, inference=True)
     model.load_state_dict(state['model'])
     model.metrics, model.history, model.mean_styles = state['metrics'], state['history'], state['mean_styles']
+    model.names = state.get('names') or []
     return cfg, model
 
 def load_run(run,                # a run folder, a packed model file (`pack_run`) or a shipped model's name ('digits')
@@ -362,20 +362,20 @@ def load_run(run,                # a run folder, a packed model file (`pack_run`
         model.load_state_dict({n: t for n, t in state['model'].items() if n.split('.')[0] in dict(model.named_children())})
         evaluated = [p for p in (path / 'metrics.json', path / 'report.json') if p.is_file()]   # train's, or tunit eval's
         model.metrics = json.loads(evaluated[0].read_text()) if evaluated else {}
-        model.history = _read_jsonl(path / 'log.jsonl')
+        model.history, model.names = _read_jsonl(path / 'log.jsonl'), state.get('names') or []
     return cfg, model.to(resolve_device(device)).eval()
 
 def packed_state(run,                # the run folder, evaluated (its metrics.json, or tunit eval's report.json)
                  mean_over:int=4096  # training images (a seeded sample) that give each pseudo-domain's mean style
                 ) -> dict:
-    "What translating needs of a trained run: E_EMA, G_EMA, the configuration, each pseudo-domain's mean style, the run's metrics and loss history (no D, optimisers or queue)."
+    "What translating needs of a trained run: E_EMA, G_EMA, the configuration, each pseudo-domain's mean style and name, the run's metrics and loss history (no D, optimisers or queue)."
     cfg, model = load_run(run, 'cpu')
     if not model.metrics:
         raise FileNotFoundError(f"'{run}' has not been evaluated (no metrics.json or report.json): evaluate it first "
                                 f"(tunit eval --run {run}), so that the model file records how good it is")
     return dict(format=PACKED, config=asdict(dataclasses.replace(cfg, device='auto')), model=model.state_dict(),
                 mean_styles=model.domain_styles(training_sample(cfg, mean_over, run_cache(run))), metrics=model.metrics,
-                history=model.history)
+                history=model.history, names=model.names)
 
 def pack_run(run, out, mean_over:int=4096) -> Path:  # as `packed_state`; out: the model file to write, e.g. 'digits.pt'
     "One file with `packed_state(run)`, to share a trained model; it loads without running code."
