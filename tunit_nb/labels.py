@@ -67,7 +67,10 @@ def read_label_csv(path,                # the CSV: `path,label` rows, an optiona
             if not label: raise ValueError(f"'{path}' line {line}: '{name}' has an empty label (leave the row out instead)")
             full = str((Path(name).expanduser() if Path(name).expanduser().is_absolute() else root / name).resolve())
             if full not in known: unknown.append(name)
-            elif full in index: given[index[full]] = label
+            elif full in index:
+                if given.get(index[full], label) != label:
+                    raise ValueError(f"'{path}' line {line}: '{name}' is labelled twice, '{given[index[full]]}' and '{label}'")
+                given[index[full]] = label
     if unknown:
         raise ValueError(f"'{path}' names {len(unknown)} path(s) that are not images of '{root}' (e.g. '{unknown[0]}'): "
                          f"paths are relative to the image folder, or absolute")
