@@ -123,6 +123,14 @@ def test_labelled_steps_follow_the_schedule_and_the_run_resumes_exactly(tmp_path
     assert Checkpoints(tmp_path / 'half' / 'checkpoints').load()[0]['names'] == [str(d) for d in range(10)]
 
 
+def test_the_t_sne_legend_names_the_domains():
+    import matplotlib; matplotlib.use('Agg')
+    from tunit_nb.evaluation import plot_tsne
+    codes, domains = torch.randn(30, 4), torch.arange(30) % 3
+    fig = plot_tsne(codes, domains, domains, names=['cat', 'dog'])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ['0 → 0: cat', '1 → 1: dog', '2 → 2']
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

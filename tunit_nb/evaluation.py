@@ -149,7 +149,7 @@ def plot_tsne(codes,                # (n, d) style codes, e.g. E_EMA's on held-o
                    {d: f'{d} → {matched[d]}' if d in matched else f'{d} (unmatched)' for d in values}),
                   (classes, 'coloured by true class', class_colours, {c: str(c) for c in class_colours})]
     fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    panels[0][3].update({d: f'{d} ({names[d]})' for d in values if names and d < len(names)})  # named domains
+    panels[0][3].update({d: f'{panels[0][3][d]}: {names[d]}' for d in values if names and d < len(names)})  # names
     for ax, panel in zip(axs[0], panels): _scatter(ax, points, panel[0], panel[1], *panel[2:])
     if title: fig.suptitle(title)
     fig.tight_layout()
