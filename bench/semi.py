@@ -10,9 +10,10 @@ seeds (the semi-supervised table of the paper in miniature) and writes every run
     python bench/semi.py [--data digits styled-digits] [--labels 0 1 5 20] [--seeds 0 1 2] [--set FIELD=VALUE ...]
                          [--runs DIR] [--warmup-only] [--reuse] [--threads 1]
 
-`--warmup-only` trains E's warm-up alone (no G, D: no translation accuracy) and scores its clusters, in a
-fraction of the time; `--reuse` scores a finished run of the same configuration in RUNS again instead of
-training it (`ln -s` a run of bench/translation.py there as DATA-0-seedS to reuse it for N = 0).
+`--warmup-only` trains E's warm-up alone (no G, D: no translation accuracy) and scores its clusters and those of
+each of E's trials (which trial the choice keeps), in a fraction of the time; `--reuse` scores a finished run of
+the same configuration in RUNS again instead of training it (`ln -s` a run of bench/translation.py there as
+DATA-0-seedS to reuse it for N = 0).
 """
 import argparse, json, time, warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ from tunit_nb.clustering import predict
 from tunit_nb.config import TrainConfig
 from tunit_nb.data import to_signed
 from tunit_nb.evaluation import cluster_metrics
-from tunit_nb.labels import named_accuracy
+from tunit_nb.labels import best_choice, named_accuracy
 from tunit_nb.trainer import train_guiding
 from tunit_nb.training import heldout_images, train, training_images
 from guiding_digits import field_values
@@ -35,14 +36,21 @@ COLUMNS = ('named_accuracy', 'clustering_accuracy', 'translation_accuracy')
 
 
 def warmup_only(cfg:TrainConfig) -> dict:
-    "E's warm-up alone, scored on the held-out images: named accuracy (with labels) and clustering accuracy."
+    """E's warm-up alone, scored on the held-out images: named accuracy (with labels), clustering accuracy, and
+    `trials`: each of E's trials' clustering accuracy, by the sub-head its choice judges it by, in order."""
     data = training_images(cfg)
-    trainer = train_guiding(cfg, data)
     images, targets = heldout_images(cfg)
-    domains = predict(trainer.model.guiding, to_signed(images)).numpy()
-    scores = cluster_metrics(targets.numpy(), domains)
-    if trainer.names: scores['named_accuracy'] = named_accuracy(domains, targets.numpy(), trainer.names, data.classes)
-    return scores
+    x, t, trials = to_signed(images), targets.numpy(), []
+    def score_trial(iteration, parts, trainer):   # a trial's last step: the weights `end_trial` judges next
+        if cfg.restarts > 1 and iteration % cfg.restart_iters == 0 and iteration <= cfg.restarts * cfg.restart_iters:
+            head = best_choice(*trainer.head_scores())
+            domains = predict(trainer.model.guiding, x, heads=True)[head].argmax(1).numpy()
+            trials.append(round(cluster_metrics(t, domains)['clustering_accuracy'], 3))
+    trainer = train_guiding(cfg, data, callback=score_trial)
+    domains = predict(trainer.model.guiding, x).numpy()
+    scores = cluster_metrics(t, domains)
+    if trainer.names: scores['named_accuracy'] = named_accuracy(domains, t, trainer.names, data.classes)
+    return dict(scores, trials=trials)
 
 
 def main():
@@ -75,11 +83,13 @@ def main():
                 else: metrics = train(cfg, out, force=True, progress=False)
                 figures = {c: metrics[c] for c in COLUMNS if metrics.get(c) is not None}
                 rows.append(figures)
+                trials = {'trials': metrics['trials']} if metrics.get('trials') else {}
                 results.append(dict(data=data, labels_per_class=n, seed=seed, changes=changes, warmup_only=a.warmup_only,
-                                    minutes=round((time.time() - start) / 60, 2), **figures))
+                                    minutes=round((time.time() - start) / 60, 2), **figures, **trials))
                 (a.runs / 'results.json').write_text(json.dumps(results, indent=1))
                 print(f"{data} {n} per class, seed {seed} ({results[-1]['minutes']:.1f} min): "
-                      + ' '.join(f'{c}={v:.3f}' for c, v in figures.items()), flush=True)
+                      + ' '.join(f'{c}={v:.3f}' for c, v in figures.items())
+                      + (f" (E's trials: {' / '.join(map(str, trials['trials']))})" if trials else ''), flush=True)
             table[data, n] = rows
     print(f"\nmeans over seeds {a.seeds}" + (f" with {changes}" if changes else '') + " (target in brackets)")
     print('| data | labels per class | ' + ' | '.join(COLUMNS) + ' |'); print('|---' * (len(COLUMNS) + 2) + '|')
